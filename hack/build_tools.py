@@ -1,0 +1,302 @@
+#!/usr/bin/env python3
+"""Build the local control plane's binaries from Go modules, once, into a cache outside the repo.
+
+kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl, helm and
+toxiproxy are built with the ordinary ``go`` client from the versions pinned in
+``hack/tools.versions``. ``go install pkg@version`` refuses modules with replace directives
+(k8s.io/kubernetes, etcd), so each tool is built inside a small generated wrapper module whose
+replace directives are derived from the release's own go.mod: every local (``./staging/...``)
+replacement is mapped to the published module at the matching version.
+
+Each tool lands in ``<cache>/<tool>-<version>/bin`` and is marked complete only after every
+binary built; a failed step leaves nothing that looks complete. Stdlib only, so it runs before
+the project's virtualenv exists.
+
+Usage: build_tools.py [--print-bin-dirs] [TOOL ...]
+Environment: AFTERSHOCK_TOOLS_DIR (cache root, default $XDG_CACHE_HOME/aftershock/tools).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VERSIONS_FILE = REPO / "hack" / "tools.versions"
+MARKER = ".complete.json"
+
+
+class BuildError(RuntimeError):
+    """A named build step failed; the message says which step and which module."""
+
+
+def read_versions(path: Path = VERSIONS_FILE) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        versions[key.strip()] = value.strip()
+    return versions
+
+
+def cache_root() -> Path:
+    explicit = os.environ.get("AFTERSHOCK_TOOLS_DIR")
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(xdg) / "aftershock" / "tools"
+
+
+def _kube_staging_version(version: str) -> str:
+    # k8s.io/kubernetes v1.37.2 publishes its staging modules (k8s.io/api, ...) as v0.37.2.
+    major_minor_patch = version.lstrip("v").split("-")[0].split(".")
+    return f"v0.{major_minor_patch[1]}.{major_minor_patch[2]}"
+
+
+def _same_version(version: str) -> str:
+    return version
+
+
+def _kube_ldflags(version: str) -> list[str]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    values = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "gitCommit": f"aftershock-module-build-{version}",
+        "buildDate": "1970-01-01T00:00:00Z",
+    }
+    flags = []
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [f"-X {package}.{key}={value}" for key, value in values.items()]
+    return flags
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    module: str
+    version_key: str
+    binaries: dict[str, str]  # output name -> Go package path
+    local_replace_version: Callable[[str], str] = _same_version
+    ldflags: Callable[[str], list[str]] = field(default=lambda _v: [])
+    hint: str = "a minute or two"
+
+
+TOOLS: dict[str, Tool] = {
+    tool.name: tool
+    for tool in (
+        Tool(
+            name="kubernetes",
+            module="k8s.io/kubernetes",
+            version_key="KUBERNETES_VERSION",
+            binaries={
+                "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+                "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+            },
+            local_replace_version=_kube_staging_version,
+            ldflags=_kube_ldflags,
+            hint="20-40 minutes on 2 cores the first time",
+        ),
+        Tool(
+            name="etcd",
+            module="go.etcd.io/etcd/v3",
+            version_key="ETCD_VERSION",
+            binaries={"etcd": "go.etcd.io/etcd/v3"},
+            hint="a few minutes",
+        ),
+        Tool(
+            name="kwok",
+            module="sigs.k8s.io/kwok",
+            version_key="KWOK_VERSION",
+            binaries={"kwok": "sigs.k8s.io/kwok/cmd/kwok", "kwokctl": "sigs.k8s.io/kwok/cmd/kwokctl"},
+            ldflags=lambda v: [f"-X sigs.k8s.io/kwok/pkg/consts.Version={v}"],
+            hint="several minutes",
+        ),
+        Tool(
+            name="helm",
+            module="helm.sh/helm/v3",
+            version_key="HELM_VERSION",
+            binaries={"helm": "helm.sh/helm/v3/cmd/helm"},
+            ldflags=lambda v: [f"-X helm.sh/helm/v3/internal/version.version={v}"],
+            hint="a few minutes",
+        ),
+        Tool(
+            name="toxiproxy",
+            module="github.com/Shopify/toxiproxy/v2",
+            version_key="TOXIPROXY_VERSION",
+            binaries={
+                "toxiproxy-server": "github.com/Shopify/toxiproxy/v2/cmd/server",
+                "toxiproxy-cli": "github.com/Shopify/toxiproxy/v2/cmd/cli",
+            },
+            ldflags=lambda v: [f"-X github.com/Shopify/toxiproxy/v2.Version={v}"],
+        ),
+    )
+}
+
+
+def log(message: str) -> None:
+    print(f"[build-tools] {message}", file=sys.stderr, flush=True)
+
+
+def go_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("GOTOOLCHAIN", "local")
+    env["CGO_ENABLED"] = "0"
+    env["GOFLAGS"] = "-mod=mod"
+    env.pop("GOWORK", None)
+    return env
+
+
+def run(step: str, args: list[str], cwd: Path | None = None) -> str:
+    try:
+        proc = subprocess.run(
+            args, cwd=cwd, env=go_env(), text=True, capture_output=True, check=False
+        )
+    except FileNotFoundError as exc:
+        raise BuildError(f"step '{step}' failed: {exc.filename} not found on PATH") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-25:])
+        raise BuildError(f"step '{step}' failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def check_go() -> None:
+    if shutil.which("go") is None:
+        raise BuildError(
+            "step 'check Go toolchain' failed: 'go' is not on PATH. Install Go 1.26 or newer "
+            "(the pinned Kubernetes release needs it) and run again."
+        )
+    out = run("check Go toolchain", ["go", "env", "GOVERSION"]).strip()
+    log(f"using {out}")
+
+
+def release_replaces(tool: Tool, version: str) -> list[tuple[str, str]]:
+    """Replacements for the wrapper module, generated from the release's own go.mod."""
+    step = f"download {tool.module}@{version}"
+    info = json.loads(run(step, ["go", "mod", "download", "-json", f"{tool.module}@{version}"]))
+    if info.get("Error"):
+        raise BuildError(f"step '{step}' failed: {info['Error']}")
+    gomod = json.loads(run(f"read go.mod of {tool.module}@{version}", ["go", "mod", "edit", "-json", info["GoMod"]]))
+    replaces: list[tuple[str, str]] = []
+    for rep in gomod.get("Replace") or []:
+        old, new = rep["Old"], rep["New"]
+        if new["Path"].startswith("."):
+            target = f"{old['Path']}@{tool.local_replace_version(version)}"
+        else:
+            target = f"{new['Path']}@{new['Version']}" if new.get("Version") else new["Path"]
+        source = old["Path"] + (f"@{old['Version']}" if old.get("Version") else "")
+        replaces.append((source, target))
+    return replaces
+
+
+def write_wrapper(tool: Tool, version: str, workdir: Path) -> None:
+    lines = [
+        f"// Generated by hack/build_tools.py for {tool.module}@{version}; not part of the project.",
+        f"module aftershock.dev/tools/{tool.name}",
+        "",
+        "go 1.26.0",
+        "",
+        f"require {tool.module} {version}",
+        "",
+    ]
+    replaces = release_replaces(tool, version)
+    for source, target in replaces:
+        src = source.replace("@", " ")
+        dst = target.replace("@", " ")
+        lines.append(f"replace {src} => {dst}")
+    lines.append("")
+    lines += [f"tool {pkg}" for pkg in tool.binaries.values()]
+    (workdir / "go.mod").write_text("\n".join(lines) + "\n")
+    log(f"{tool.name}: wrapper module with {len(replaces)} replace directives from the release's go.mod")
+
+
+def build_tool(tool: Tool, version: str, root: Path) -> Path:
+    final = root / f"{tool.name}-{version}"
+    if (final / MARKER).exists():
+        return final / "bin"
+    root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    log(f"{tool.name} {version}: not cached, building {', '.join(tool.binaries)} ({tool.hint})")
+    staging = Path(tempfile.mkdtemp(prefix=f".partial-{tool.name}-{version}-", dir=root))
+    staging.chmod(0o755)
+    try:
+        work = staging / "module"
+        bindir = staging / "bin"
+        work.mkdir()
+        bindir.mkdir()
+        write_wrapper(tool, version, work)
+        log(f"{tool.name}: resolving and downloading modules")
+        run(f"resolve modules for {tool.module}@{version} (go mod tidy)", ["go", "mod", "tidy"], cwd=work)
+        ldflags = " ".join(["-s", "-w", *tool.ldflags(version)])
+        for name, package in tool.binaries.items():
+            t0 = time.monotonic()
+            log(f"{tool.name}: compiling {name} from {package}")
+            run(
+                f"build {name} from {package} ({tool.module}@{version})",
+                ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bindir / name), package],
+                cwd=work,
+            )
+            log(f"{tool.name}: {name} built in {time.monotonic() - t0:.0f}s")
+        seconds = round(time.monotonic() - started, 1)
+        (staging / MARKER).write_text(
+            json.dumps({"module": tool.module, "version": version, "build_seconds": seconds}) + "\n"
+        )
+        if final.exists():  # an incomplete leftover from an interrupted run
+            shutil.rmtree(final)
+        staging.rename(final)
+        log(f"{tool.name} {version}: done in {seconds:.0f}s -> {final / 'bin'}")
+        return final / "bin"
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tools", nargs="*", help=f"subset of {', '.join(TOOLS)} (default: all)")
+    parser.add_argument("--print-bin-dirs", action="store_true", help="print NAME=DIR lines, build nothing")
+    args = parser.parse_args(argv)
+    versions = read_versions()
+    root = cache_root()
+    selected = args.tools or list(TOOLS)
+    unknown = [t for t in selected if t not in TOOLS]
+    if unknown:
+        parser.error(f"unknown tool(s): {', '.join(unknown)}")
+    if args.print_bin_dirs:
+        for name in selected:
+            print(f"{name}={root / f'{name}-{versions[TOOLS[name].version_key]}' / 'bin'}")
+        return 0
+    started = time.monotonic()
+    try:
+        missing = [n for n in selected if not (root / f"{n}-{versions[TOOLS[n].version_key]}" / MARKER).exists()]
+        if missing:
+            check_go()
+            log(f"cache: {root}; to build: {', '.join(missing)}")
+        for name in selected:
+            tool = TOOLS[name]
+            build_tool(tool, versions[tool.version_key], root)
+    except BuildError as exc:
+        log(f"ERROR: {exc}")
+        log("nothing incomplete was kept in the cache; fix the cause and run again")
+        return 1
+    if missing:
+        log(f"all tools ready in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

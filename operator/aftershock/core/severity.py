@@ -1,0 +1,249 @@
+"""Rating a run: the severity scale from DESIGN.md turned into findings and a verdict.
+
+`assess` is the only place that decides how bad a run was. Engines and handlers measure
+(`RecoveryObservation`); this module judges, so the rules are tested once, without a cluster.
+
+Decisions:
+- Every applicable finding is reported, each rated by its own rule; the run's severity is the
+  worst of them. A slow recovery with transient probe failures therefore yields a medium and a
+  low finding, and the run is medium, exactly as the table reads.
+- A run rated ``none`` has no findings at all: findings are problems, not a log.
+- Recovery exactly at the objective (or exactly at the timeout) is within it: only *slower*
+  than the objective is a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Severity(StrEnum):
+    """How bad a finding (or a run) is. Members compare by rank, not alphabetically."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        """0 for none up to 4 for critical."""
+        return _RANK[self]
+
+    # str already orders lexicographically ("critical" < "none"), which would be silently wrong
+    # for max()/sorted(); these overrides compare by rank. Plain strings are accepted when they
+    # name a severity, anything else raises.
+    def __lt__(self, other: object) -> bool:
+        return self.rank < _coerce(other).rank
+
+    def __le__(self, other: object) -> bool:
+        return self.rank <= _coerce(other).rank
+
+    def __gt__(self, other: object) -> bool:
+        return self.rank > _coerce(other).rank
+
+    def __ge__(self, other: object) -> bool:
+        return self.rank >= _coerce(other).rank
+
+
+_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
+
+
+def _coerce(value: object) -> Severity:
+    if isinstance(value, Severity):
+        return value
+    if isinstance(value, str):
+        return Severity(value)
+    raise TypeError(f"cannot compare Severity with {type(value).__name__}")
+
+
+def worst(severities: Iterable[Severity | str]) -> Severity:
+    """The highest-ranked severity; ``none`` for an empty iterable (nothing seen, nothing wrong)."""
+    result = Severity.NONE
+    for s in severities:
+        sev = Severity(s)
+        if sev.rank > result.rank:
+            result = sev
+    return result
+
+
+class Verdict(StrEnum):
+    """Only Completed runs get a verdict (DESIGN.md)."""
+
+    PASSED = "Passed"
+    FAILED = "Failed"
+
+
+def verdict_for(severity: Severity | str) -> Verdict:
+    """Passed for none/low, Failed for medium and worse."""
+    return Verdict.PASSED if Severity(severity).rank <= Severity.LOW.rank else Verdict.FAILED
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rated observation; `detail` always carries the evidence (times, counts)."""
+
+    severity: Severity
+    title: str
+    detail: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "severity", Severity(self.severity))
+
+    def to_dict(self) -> dict[str, str]:
+        """The shape of ``status.findings[]``."""
+        return {"severity": self.severity.value, "title": self.title, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        """Read a finding back from a run's status (e.g. for reports)."""
+        return cls(Severity(data["severity"]), str(data["title"]), str(data["detail"]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryObservation:
+    """What was measured during one run; the input to `assess`.
+
+    recovered: the target got back to its steady state (at any time, even after the timeout).
+    recovery_seconds: injection until recovery; required when recovered, else None.
+    objective_seconds / timeout_seconds: the experiment's ``recovery.objective`` / ``timeout``.
+    reverted: the fault was removed (faults without a revert step, like podDelete: True).
+    revert_error: why the revert failed; only read when ``reverted`` is False.
+    outside_damage: description of damage seen beyond the declared targets, None if none.
+    probe_failures_transient: probe failures that cleared again before the end.
+    probes_failed_at_end: names of steady-state probes still failing when the run ended.
+    lost_capacity: description of capacity lost during the fault (e.g. "2 of 3 pods Ready for
+        4.1s"), None if none.
+    not_recovered_reason: why the target is considered not recovered.
+    observed: the last state seen when the run gave up (e.g. "1/3 pods Ready").
+    """
+
+    recovered: bool
+    recovery_seconds: float | None
+    objective_seconds: float
+    timeout_seconds: float
+    reverted: bool = True
+    revert_error: str | None = None
+    outside_damage: str | None = None
+    probe_failures_transient: int = 0
+    probes_failed_at_end: Sequence[str] = field(default_factory=tuple)
+    lost_capacity: str | None = None
+    not_recovered_reason: str | None = None
+    observed: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probes_failed_at_end", tuple(self.probes_failed_at_end))
+        if self.recovered and self.recovery_seconds is None:
+            raise ValueError("recovered is True but recovery_seconds is missing")
+        if not self.recovered and self.recovery_seconds is not None:
+            raise ValueError("recovery_seconds is set but recovered is False")
+        if self.recovery_seconds is not None and self.recovery_seconds < 0:
+            raise ValueError(f"recovery_seconds must be >= 0, got {self.recovery_seconds}")
+        if self.objective_seconds < 0:
+            raise ValueError(f"objective_seconds must be >= 0, got {self.objective_seconds}")
+        if self.timeout_seconds < 0:
+            raise ValueError(f"timeout_seconds must be >= 0, got {self.timeout_seconds}")
+        if self.probe_failures_transient < 0:
+            raise ValueError(f"probe_failures_transient must be >= 0, got {self.probe_failures_transient}")
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The judgement of one run: severity = worst finding, verdict derived from it."""
+
+    severity: Severity
+    verdict: Verdict
+    findings: tuple[Finding, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "verdict": self.verdict.value,
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def format_seconds(seconds: float) -> str:
+    """Human duration for evidence: 7.4 -> "7.4s", 5.0 -> "5s", at most millisecond precision."""
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"{'0' if text in ('', '-0') else text}s"
+
+
+def assess(obs: RecoveryObservation) -> Assessment:
+    """Rate one run by the DESIGN.md severity scale. Findings are ordered worst first."""
+    findings: list[Finding] = []
+    objective = format_seconds(obs.objective_seconds)
+    timeout = format_seconds(obs.timeout_seconds)
+    in_time = (
+        obs.recovered and obs.recovery_seconds is not None and obs.recovery_seconds <= obs.timeout_seconds
+    )
+    context = (
+        f"recovered in {format_seconds(obs.recovery_seconds)} (objective {objective})"
+        if obs.recovered and obs.recovery_seconds is not None
+        else f"not recovered within the {timeout} timeout"
+    )
+
+    if not obs.reverted:
+        findings.append(
+            Finding(
+                Severity.CRITICAL,
+                "Fault could not be reverted",
+                f"the revert failed, the fault may still be active: {obs.revert_error or 'no error recorded'}",
+            )
+        )
+    if obs.outside_damage:
+        findings.append(
+            Finding(
+                Severity.CRITICAL,
+                "Damage beyond the declared targets",
+                f"observed outside the targets: {obs.outside_damage}",
+            )
+        )
+    if not in_time:
+        if obs.recovered and obs.recovery_seconds is not None:
+            detail = f"recovered only after {format_seconds(obs.recovery_seconds)}, beyond the {timeout} timeout"
+        else:
+            detail = f"not recovered within the {timeout} timeout: {obs.not_recovered_reason or 'no reason recorded'}"
+        if obs.observed:
+            detail += f"; last observed: {obs.observed}"
+        findings.append(Finding(Severity.HIGH, "Target did not recover within the timeout", detail))
+    if obs.probes_failed_at_end:
+        names = ", ".join(obs.probes_failed_at_end)
+        count = len(obs.probes_failed_at_end)
+        findings.append(
+            Finding(
+                Severity.HIGH,
+                "Steady-state probe stayed failed",
+                f"{count} probe{'s' if count != 1 else ''} still failing at the end of the run: {names}",
+            )
+        )
+    if in_time and obs.recovery_seconds is not None and obs.recovery_seconds > obs.objective_seconds:
+        over = format_seconds(obs.recovery_seconds - obs.objective_seconds)
+        findings.append(
+            Finding(
+                Severity.MEDIUM,
+                "Recovery slower than objective",
+                f"recovered in {format_seconds(obs.recovery_seconds)}, objective {objective} ({over} over)",
+            )
+        )
+    if obs.probe_failures_transient:
+        n = obs.probe_failures_transient
+        findings.append(
+            Finding(
+                Severity.LOW,
+                "Transient probe failures",
+                f"probes failed {n} time{'s' if n != 1 else ''} during the run and passed again; {context}",
+            )
+        )
+    if obs.lost_capacity:
+        findings.append(
+            Finding(Severity.LOW, "Capacity lost during the fault", f"{obs.lost_capacity}; {context}")
+        )
+
+    findings.sort(key=lambda f: -f.severity.rank)  # stable: rule order within a severity
+    severity = worst(f.severity for f in findings)
+    return Assessment(severity=severity, verdict=verdict_for(severity), findings=tuple(findings))
