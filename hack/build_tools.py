@@ -19,6 +19,7 @@ Environment: AFTERSHOCK_TOOLS_DIR (cache root, default $XDG_CACHE_HOME/aftershoc
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import shutil
@@ -115,7 +116,7 @@ TOOLS: dict[str, Tool] = {
             name="etcd",
             module="go.etcd.io/etcd/v3",
             version_key="ETCD_VERSION",
-            binaries={"etcd": "go.etcd.io/etcd/v3"},
+            binaries={"etcd": "go.etcd.io/etcd/server/v3"},  # server/main.go is the etcd command
             hint="a few minutes",
         ),
         Tool(
@@ -224,6 +225,13 @@ def write_wrapper(tool: Tool, version: str, workdir: Path) -> None:
     log(f"{tool.name}: wrapper module with {len(replaces)} replace directives from the release's go.mod")
 
 
+def _is_executable(path: Path) -> bool:
+    if not path.is_file() or not os.access(path, os.X_OK):
+        return False
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
 def build_tool(tool: Tool, version: str, root: Path) -> Path:
     final = root / f"{tool.name}-{version}"
     if (final / MARKER).exists():
@@ -250,6 +258,8 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
                 ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bindir / name), package],
                 cwd=work,
             )
+            if not _is_executable(bindir / name):
+                raise BuildError(f"step 'build {name} from {package}' produced no executable (not a main package?)")
             log(f"{tool.name}: {name} built in {time.monotonic() - t0:.0f}s")
         seconds = round(time.monotonic() - started, 1)
         (staging / MARKER).write_text(
@@ -281,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}={root / f'{name}-{versions[TOOLS[name].version_key]}' / 'bin'}")
         return 0
     started = time.monotonic()
+    root.mkdir(parents=True, exist_ok=True)
+    lock = (root / ".lock").open("w")
+    fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second caller waits, then reuses it
     try:
         missing = [n for n in selected if not (root / f"{n}-{versions[TOOLS[n].version_key]}" / MARKER).exists()]
         if missing:
@@ -293,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"ERROR: {exc}")
         log("nothing incomplete was kept in the cache; fix the cause and run again")
         return 1
+    finally:
+        lock.close()
     if missing:
         log(f"all tools ready in {time.monotonic() - started:.0f}s")
     return 0

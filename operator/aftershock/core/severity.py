@@ -192,7 +192,8 @@ def assess(obs: RecoveryObservation) -> Assessment:
             Finding(
                 Severity.CRITICAL,
                 "Fault could not be reverted",
-                f"the revert failed, the fault may still be active: {obs.revert_error or 'no error recorded'}",
+                "the revert failed, the fault may still be active: "
+                f"{obs.revert_error or 'no error recorded'}",
             )
         )
     if obs.outside_damage:
@@ -205,9 +206,12 @@ def assess(obs: RecoveryObservation) -> Assessment:
         )
     if not in_time:
         if obs.recovered and obs.recovery_seconds is not None:
-            detail = f"recovered only after {format_seconds(obs.recovery_seconds)}, beyond the {timeout} timeout"
+            detail = (
+                f"recovered only after {format_seconds(obs.recovery_seconds)}, beyond the {timeout} timeout"
+            )
         else:
-            detail = f"not recovered within the {timeout} timeout: {obs.not_recovered_reason or 'no reason recorded'}"
+            reason = obs.not_recovered_reason or "no reason recorded"
+            detail = f"not recovered within the {timeout} timeout: {reason}"
         if obs.observed:
             detail += f"; last observed: {obs.observed}"
         findings.append(Finding(Severity.HIGH, "Target did not recover within the timeout", detail))
