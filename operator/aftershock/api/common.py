@@ -1,0 +1,327 @@
+"""Types shared by the three kinds: selectors, conditions, severities, run phases, findings.
+
+``ApiModel`` is the base of every model: camelCase on the wire, snake_case in Python, and unknown
+fields ignored so that an older operator can still read objects written by a newer one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Final
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic.alias_generators import to_camel
+
+from aftershock.api.cel import CelRule, validations
+from aftershock.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
+
+SYSTEM_NAMESPACES: Final = ("kube-system", "kube-public", "kube-node-lease")
+"""Namespaces that can never hold a chaos target, whatever a policy says."""
+
+KNOWN_FAULT_KINDS: Final = ("podDelete", "nodeDrain", "networkPartition", "litmus", "toxiproxy")
+"""Every fault kind the product knows of (a policy may allow ones this build cannot run yet).
+
+The kinds a ChaosExperiment can actually use are ``aftershock.api.experiment.FAULT_KINDS``.
+"""
+
+NODE_FAULT_KINDS: Final = ("nodeDrain",)
+"""Fault kinds that act on nodes; a policy allows them only when it lists them explicitly."""
+
+DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+TIME_ZONE_PATTERN: Final = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$"
+"""Shape of an IANA zone name; whether the zone exists is checked by the operator, not the schema."""
+
+TIME_ZONE_RULE: Final = CelRule(
+    rule=f"self.matches(r'{TIME_ZONE_PATTERN}')",
+    message="timeZone must be an IANA time zone name such as UTC or Europe/Berlin",
+)
+
+
+class ApiModel(BaseModel):
+    """Base of all API models: camelCase aliases, tolerant of fields added by newer versions."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict in wire form (camelCase, no None values), e.g. for a status patch."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def _check_duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+Duration = Annotated[
+    str,
+    AfterValidator(_check_duration),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "maxLength": DURATION_MAX_LENGTH}),
+]
+"""A Go-style duration string; kept as written (so specs round-trip), parsed on use."""
+
+
+def optional_delta(value: str | None) -> timedelta | None:
+    """Parse an optional Duration field."""
+    return None if value is None else parse_duration(value)
+
+
+# --- label selectors ----------------------------------------------------------------------------
+
+
+class LabelSelectorOperator(StrEnum):
+    """How a label selector requirement relates a label's key to its values."""
+
+    IN = "In"
+    NOT_IN = "NotIn"
+    EXISTS = "Exists"
+    DOES_NOT_EXIST = "DoesNotExist"
+
+
+REQUIREMENT_VALUES_RULE: Final = CelRule(
+    rule="self.operator in ['In', 'NotIn'] ? (has(self.values) && size(self.values) > 0)"
+    " : (!has(self.values) || size(self.values) == 0)",
+    message="values must be non-empty when operator is In or NotIn, and empty when it is Exists or DoesNotExist",
+    field_path=".values",
+)
+
+
+class LabelSelectorRequirement(ApiModel):
+    """A selector requirement: a label key, an operator and (for In and NotIn) values."""
+
+    model_config = ConfigDict(json_schema_extra=validations(REQUIREMENT_VALUES_RULE))
+
+    key: str = Field(min_length=1, max_length=317, description="The label key the requirement applies to.")
+    operator: LabelSelectorOperator = Field(
+        description="How the key relates to the values: In, NotIn, Exists or DoesNotExist."
+    )
+    values: list[Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Label values; required for In and NotIn, must be empty for Exists and DoesNotExist.",
+    )
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        wants_values = self.operator in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN)
+        if wants_values != bool(self.values):
+            raise ValueError(REQUIREMENT_VALUES_RULE.error())
+        return self
+
+
+class LabelSelector(ApiModel):
+    """A Kubernetes label selector (metav1.LabelSelector): all requirements must hold (AND)."""
+
+    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="Labels that must be present with exactly these values.",
+    )
+    match_expressions: list[LabelSelectorRequirement] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Label requirements (key, operator, values) that must all hold.",
+    )
+
+    def is_empty(self) -> bool:
+        """An empty selector matches everything."""
+        return not self.match_labels and not self.match_expressions
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """Whether a label set satisfies this selector (the apiserver's semantics)."""
+        if any(labels.get(key) != value for key, value in self.match_labels.items()):
+            return False
+        for req in self.match_expressions:
+            present = req.key in labels
+            if req.operator is LabelSelectorOperator.IN and not (present and labels[req.key] in req.values):
+                return False
+            if req.operator is LabelSelectorOperator.NOT_IN and present and labels[req.key] in req.values:
+                return False
+            if req.operator is LabelSelectorOperator.EXISTS and not present:
+                return False
+            if req.operator is LabelSelectorOperator.DOES_NOT_EXIST and present:
+                return False
+        return True
+
+    def to_query(self) -> str:
+        """The selector as a ``labelSelector`` query string for list and watch calls."""
+        terms = [f"{key}={value}" for key, value in sorted(self.match_labels.items())]
+        for req in self.match_expressions:
+            if req.operator is LabelSelectorOperator.EXISTS:
+                terms.append(req.key)
+            elif req.operator is LabelSelectorOperator.DOES_NOT_EXIST:
+                terms.append(f"!{req.key}")
+            else:
+                op = "in" if req.operator is LabelSelectorOperator.IN else "notin"
+                terms.append(f"{req.key} {op} ({','.join(sorted(req.values))})")
+        return ",".join(terms)
+
+
+# --- conditions ---------------------------------------------------------------------------------
+
+
+class ConditionStatus(StrEnum):
+    """Whether a condition holds."""
+
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+CONDITION_TYPE_PATTERN: Final = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$"
+)
+CONDITION_REASON_PATTERN: Final = r"^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"
+
+
+class Condition(ApiModel):
+    """An observation of one aspect of the object's state (metav1.Condition)."""
+
+    type: str = Field(
+        max_length=316,
+        pattern=CONDITION_TYPE_PATTERN,
+        description="Type of condition in CamelCase, e.g. Ready, Reconciling, Stalled, Suspended.",
+    )
+    status: ConditionStatus = Field(description="Whether the condition holds: True, False or Unknown.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="The metadata.generation the condition was computed from."
+    )
+    last_transition_time: AwareDatetime = Field(description="When the status last changed.")
+    reason: str = Field(
+        min_length=1,
+        max_length=1024,
+        pattern=CONDITION_REASON_PATTERN,
+        description="A CamelCase word for why the condition is in this status, for programs to match on.",
+    )
+    message: str = Field(default="", max_length=32768, description="A human-readable explanation.")
+
+
+def find_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
+    """The condition of the given type, if present."""
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def set_condition(conditions: list[Condition], new: Condition) -> list[Condition]:
+    """Conditions with ``new`` in place of its type; keeps lastTransitionTime if status is unchanged.
+
+    Returns a new list (same order, new types appended) so callers can compare before/after.
+    """
+    result: list[Condition] = []
+    replaced = False
+    for old in conditions:
+        if old.type != new.type:
+            result.append(old)
+            continue
+        replaced = True
+        if old.status == new.status:
+            new = new.model_copy(update={"last_transition_time": old.last_transition_time})
+        result.append(new)
+    if not replaced:
+        result.append(new)
+    return result
+
+
+CONDITIONS_LIST_SCHEMA: Final = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+
+
+# --- severity, verdict, phases, findings ---------------------------------------------------------
+
+
+class Severity(StrEnum):
+    """How bad a finding is; severities compare by rank (none < low < medium < high < critical)."""
+
+    NONE = "none"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    def rank(self) -> int:
+        """0 for none up to 4 for critical."""
+        return _SEVERITY_ORDER.index(self)
+
+    @classmethod
+    def _coerce(cls, other: object) -> Severity | None:
+        if isinstance(other, Severity):
+            return other
+        if isinstance(other, str):
+            try:
+                return cls(other)
+            except ValueError:
+                return None
+        return None
+
+    def __lt__(self, other: object) -> bool:
+        coerced = self._coerce(other)
+        if coerced is None:
+            return NotImplemented
+        return self.rank() < coerced.rank()
+
+    def __le__(self, other: object) -> bool:
+        coerced = self._coerce(other)
+        if coerced is None:
+            return NotImplemented
+        return self.rank() <= coerced.rank()
+
+    def __gt__(self, other: object) -> bool:
+        coerced = self._coerce(other)
+        if coerced is None:
+            return NotImplemented
+        return self.rank() > coerced.rank()
+
+    def __ge__(self, other: object) -> bool:
+        coerced = self._coerce(other)
+        if coerced is None:
+            return NotImplemented
+        return self.rank() >= coerced.rank()
+
+
+_SEVERITY_ORDER: Final = tuple(Severity)
+
+
+def worst(severities: Iterable[Severity | str]) -> Severity:
+    """The highest severity in the iterable, or ``Severity.NONE`` when it is empty."""
+    result = Severity.NONE
+    for item in severities:
+        severity = Severity(item)
+        if severity.rank() > result.rank():
+            result = severity
+    return result
+
+
+class Verdict(StrEnum):
+    """The outcome of a completed run: Passed when its severity is none or low, otherwise Failed."""
+
+    PASSED = "Passed"
+    FAILED = "Failed"
+
+
+class RunPhase(StrEnum):
+    """Where a run is: Pending, Injecting, Observing, Reverting, then one terminal phase."""
+
+    PENDING = "Pending"
+    INJECTING = "Injecting"
+    OBSERVING = "Observing"
+    REVERTING = "Reverting"
+    COMPLETED = "Completed"
+    ABORTED = "Aborted"
+    SKIPPED = "Skipped"
+    ERRORED = "Errored"
+
+    def is_terminal(self) -> bool:
+        """A terminal run is finished for good; the operator never acts on it again."""
+        return self in TERMINAL_PHASES
+
+
+TERMINAL_PHASES: Final = frozenset({RunPhase.COMPLETED, RunPhase.ABORTED, RunPhase.SKIPPED, RunPhase.ERRORED})
+
+
+class Finding(ApiModel):
+    """Something a run observed, rated by severity, with the evidence (times, counts) behind it."""
+
+    severity: Severity = Field(description="How bad it is: none, low, medium, high or critical.")
+    title: str = Field(description="One line naming what was found.")
+    detail: str = Field(default="", description="The evidence: times, counts, names.")
