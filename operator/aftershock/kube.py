@@ -1,0 +1,189 @@
+"""All Kubernetes API I/O of the operator, in one place.
+
+Handlers and engines call these methods and never the client directly, so the rules that keep a
+chaos tool safe live here once: 409 on create means "already done", 404 on delete means "already
+gone", deletes carry a UID precondition so a same-named replacement is never hit, and status
+writes can carry a resourceVersion precondition so two operators never both claim a run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+from kubernetes import client, config
+from kubernetes.client.rest import ApiException
+
+from aftershock import GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+PLURALS = {"ChaosExperiment": "chaosexperiments", "ChaosRun": "chaosruns", "ChaosPolicy": "chaospolicies"}
+
+
+class Conflict(Exception):
+    """The object changed since it was read (resourceVersion precondition failed)."""
+
+
+class NotFound(Exception):
+    """The object does not exist (any more)."""
+
+
+def load_client() -> client.ApiClient:
+    """In-cluster credentials when running in a pod, the kubeconfig ($KUBECONFIG) otherwise."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Kube:
+    """A thin, typed facade over the client for what aftershock reads and writes."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.events = client.EventsV1Api(api)
+
+    def _plain(self, obj: object) -> Obj:
+        return cast(Obj, self.api.sanitize_for_serialization(obj))
+
+    # --- our own kinds -------------------------------------------------------------------
+
+    def get(self, kind: str, namespace: str, name: str) -> Obj:
+        try:
+            return cast(Obj, self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFound(f"{kind} {namespace}/{name}") from exc
+            raise
+
+    def list(self, kind: str, namespace: str, label_selector: str = "") -> list[Obj]:
+        result = self.custom.list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURALS[kind], label_selector=label_selector
+        )
+        return cast(list[Obj], result.get("items", []))
+
+    def create(self, kind: str, namespace: str, body: Obj) -> Obj | None:
+        """Create; None when an object of that name already exists (409: the work is already done)."""
+        try:
+            return cast(Obj, self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body))
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch_status(
+        self, kind: str, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
+    ) -> Obj:
+        """Merge-patch the status subresource; with `resource_version`, only if nobody wrote since."""
+        body: Obj = {"status": dict(status)}
+        if resource_version is not None:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            return cast(
+                Obj,
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, PLURALS[kind], name, body
+                ),
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"{kind} {namespace}/{name} changed since resourceVersion {resource_version}") from exc
+            if exc.status == 404:
+                raise NotFound(f"{kind} {namespace}/{name}") from exc
+            raise
+
+    # --- workloads and pods --------------------------------------------------------------
+
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[Obj]:
+        listers = {
+            "Deployment": self.apps.list_namespaced_deployment,
+            "StatefulSet": self.apps.list_namespaced_stateful_set,
+            "DaemonSet": self.apps.list_namespaced_daemon_set,
+        }
+        items = listers[kind](namespace, label_selector=label_selector).items
+        return [self._plain(item) for item in items]
+
+    def get_workload(self, kind: str, namespace: str, name: str) -> Obj:
+        readers = {
+            "Deployment": self.apps.read_namespaced_deployment,
+            "StatefulSet": self.apps.read_namespaced_stateful_set,
+            "DaemonSet": self.apps.read_namespaced_daemon_set,
+        }
+        try:
+            return self._plain(readers[kind](name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                raise NotFound(f"{kind} {namespace}/{name}") from exc
+            raise
+
+    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]:
+        items = self.apps.list_namespaced_replica_set(namespace, label_selector=label_selector).items
+        return [self._plain(item) for item in items]
+
+    def list_pods(self, namespace: str, label_selector: str) -> list[Obj]:
+        items = self.core.list_namespaced_pod(namespace, label_selector=label_selector).items
+        return [self._plain(item) for item in items]
+
+    def delete_pod(self, namespace: str, name: str, uid: str, grace_period_seconds: int | None) -> bool:
+        """Delete exactly this pod (UID precondition). False when it was already gone or replaced."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid), grace_period_seconds=grace_period_seconds
+        )
+        try:
+            self.core.delete_namespaced_pod(name, namespace, body=options)
+            return True
+        except ApiException as exc:
+            if exc.status in (404, 409):  # gone, or the name now belongs to a replacement
+                return False
+            raise
+
+    # --- events --------------------------------------------------------------------------
+
+    def post_event(self, obj: Mapping[str, Any], reason: str, note: str, type_: str = "Normal") -> None:
+        """Record a Kubernetes Event on one of our objects; failures are logged, never fatal."""
+        meta = obj.get("metadata", {})
+        namespace = meta.get("namespace") or "default"
+        stamp = now()
+        event = client.EventsV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'aftershock')}.", namespace=namespace),
+            event_time=stamp,
+            reporting_controller="aftershock.dev/operator",
+            reporting_instance="aftershock",
+            action=reason,
+            reason=reason,
+            note=note[:1024],
+            type=type_,
+            regarding=client.V1ObjectReference(
+                api_version=obj.get("apiVersion"),
+                kind=obj.get("kind"),
+                name=meta.get("name"),
+                namespace=namespace,
+                uid=meta.get("uid"),
+                resource_version=meta.get("resourceVersion"),
+            ),
+        )
+        try:
+            self.events.create_namespaced_event(namespace, event)
+        except ApiException as exc:  # an event is a courtesy; the status is the record
+            log.warning("could not post event %s on %s: %s", reason, meta.get("name"), exc.reason)

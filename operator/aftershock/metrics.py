@@ -1,0 +1,51 @@
+"""Prometheus metrics. Labels are bounded sets (fault kind, verdict, severity, phase): never pod or
+run names, which would grow without bound over months of continuous chaos."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+RUNS = Counter(
+    "aftershock_runs_total",
+    "Chaos runs that reached a terminal phase.",
+    ["fault", "phase", "verdict", "severity"],
+    registry=REGISTRY,
+)
+RECOVERY = Histogram(
+    "aftershock_recovery_seconds",
+    "Time from fault injection until the target was healthy again (ground truth from Ready transitions).",
+    ["fault"],
+    buckets=(0.5, 1, 2, 3, 5, 8, 13, 21, 30, 60, 120, 300, 600, 1800),
+    registry=REGISTRY,
+)
+DETECTION_LAG = Histogram(
+    "aftershock_recovery_detection_lag_seconds",
+    "Time from the target becoming healthy until the operator recorded it in status.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10),
+    registry=REGISTRY,
+)
+ACTIVE_FAULTS = Gauge(
+    "aftershock_active_faults",
+    "Faults injected and not yet reverted or recovered, by fault kind.",
+    ["fault"],
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS = Counter(
+    "aftershock_reconcile_errors_total",
+    "Handler invocations that failed (retried by the operator).",
+    ["kind", "handler"],
+    registry=REGISTRY,
+)
+INJECTIONS = Counter(
+    "aftershock_injections_total",
+    "Individual fault actions carried out (one per affected pod or object).",
+    ["fault"],
+    registry=REGISTRY,
+)
+
+
+def serve(port: int, address: str = "0.0.0.0") -> None:
+    """Expose /metrics on a background thread."""
+    start_http_server(port, addr=address, registry=REGISTRY)
