@@ -164,9 +164,7 @@ def go_env() -> dict[str, str]:
 
 def run(step: str, args: list[str], cwd: Path | None = None) -> str:
     try:
-        proc = subprocess.run(
-            args, cwd=cwd, env=go_env(), text=True, capture_output=True, check=False
-        )
+        proc = subprocess.run(args, cwd=cwd, env=go_env(), text=True, capture_output=True, check=False)
     except FileNotFoundError as exc:
         raise BuildError(f"step '{step}' failed: {exc.filename} not found on PATH") from exc
     if proc.returncode != 0:
@@ -191,7 +189,9 @@ def release_replaces(tool: Tool, version: str) -> list[tuple[str, str]]:
     info = json.loads(run(step, ["go", "mod", "download", "-json", f"{tool.module}@{version}"]))
     if info.get("Error"):
         raise BuildError(f"step '{step}' failed: {info['Error']}")
-    gomod = json.loads(run(f"read go.mod of {tool.module}@{version}", ["go", "mod", "edit", "-json", info["GoMod"]]))
+    gomod = json.loads(
+        run(f"read go.mod of {tool.module}@{version}", ["go", "mod", "edit", "-json", info["GoMod"]])
+    )
     replaces: list[tuple[str, str]] = []
     for rep in gomod.get("Replace") or []:
         old, new = rep["Old"], rep["New"]
@@ -259,7 +259,9 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
                 cwd=work,
             )
             if not _is_executable(bindir / name):
-                raise BuildError(f"step 'build {name} from {package}' produced no executable (not a main package?)")
+                raise BuildError(
+                    f"step 'build {name} from {package}' produced no executable (not a main package?)"
+                )
             log(f"{tool.name}: {name} built in {time.monotonic() - t0:.0f}s")
         seconds = round(time.monotonic() - started, 1)
         (staging / MARKER).write_text(
@@ -276,7 +278,9 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("tools", nargs="*", help=f"subset of {', '.join(TOOLS)} (default: all)")
     parser.add_argument("--print-bin-dirs", action="store_true", help="print NAME=DIR lines, build nothing")
     args = parser.parse_args(argv)
@@ -295,7 +299,9 @@ def main(argv: list[str] | None = None) -> int:
     lock = (root / ".lock").open("w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second caller waits, then reuses it
     try:
-        missing = [n for n in selected if not (root / f"{n}-{versions[TOOLS[n].version_key]}" / MARKER).exists()]
+        missing = [
+            n for n in selected if not (root / f"{n}-{versions[TOOLS[n].version_key]}" / MARKER).exists()
+        ]
         if missing:
             check_go()
             log(f"cache: {root}; to build: {', '.join(missing)}")

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import build_tools  # noqa: E402  (sibling script, stdlib only)
+import build_tools
 
 REPO = build_tools.REPO
 STAGES_TEMPLATE = REPO / "hack" / "kwok" / "stages.yaml.tmpl"
@@ -61,7 +61,8 @@ def bin_dirs() -> dict[str, Path]:
     versions = build_tools.read_versions()
     root = build_tools.cache_root()
     return {
-        name: root / f"{name}-{versions[tool.version_key]}" / "bin" for name, tool in build_tools.TOOLS.items()
+        name: root / f"{name}-{versions[tool.version_key]}" / "bin"
+        for name, tool in build_tools.TOOLS.items()
     }
 
 

@@ -52,7 +52,10 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[Cluster]:
             pytest.fail("could not start the local cluster (see the [cluster] output above)")
         started_here = True
     kubeconfig = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "cluster.py"), "kubeconfig"], text=True, capture_output=True, check=True
+        [sys.executable, str(REPO / "hack" / "cluster.py"), "kubeconfig"],
+        text=True,
+        capture_output=True,
+        check=True,
     ).stdout.strip()
     yield Cluster(kubeconfig=Path(kubeconfig), local=True)
     if started_here and not os.environ.get("AFTERSHOCK_KEEP_CLUSTER"):

@@ -62,7 +62,9 @@ class Kube:
 
     def get(self, kind: str, namespace: str, name: str) -> Obj:
         try:
-            return cast(Obj, self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name))
+            return cast(
+                Obj, self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], name)
+            )
         except ApiException as exc:
             if exc.status == 404:
                 raise NotFound(f"{kind} {namespace}/{name}") from exc
@@ -77,7 +79,10 @@ class Kube:
     def create(self, kind: str, namespace: str, body: Obj) -> Obj | None:
         """Create; None when an object of that name already exists (409: the work is already done)."""
         try:
-            return cast(Obj, self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body))
+            return cast(
+                Obj,
+                self.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURALS[kind], body),
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return None
@@ -93,7 +98,12 @@ class Kube:
                 raise
 
     def patch_status(
-        self, kind: str, namespace: str, name: str, status: Mapping[str, Any], resource_version: str | None = None
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        status: Mapping[str, Any],
+        resource_version: str | None = None,
     ) -> Obj:
         """Merge-patch the status subresource; with `resource_version`, only if nobody wrote since."""
         body: Obj = {"status": dict(status)}
@@ -108,7 +118,9 @@ class Kube:
             )
         except ApiException as exc:
             if exc.status == 409:
-                raise Conflict(f"{kind} {namespace}/{name} changed since resourceVersion {resource_version}") from exc
+                raise Conflict(
+                    f"{kind} {namespace}/{name} changed since resourceVersion {resource_version}"
+                ) from exc
             if exc.status == 404:
                 raise NotFound(f"{kind} {namespace}/{name}") from exc
             raise
@@ -166,7 +178,9 @@ class Kube:
         namespace = meta.get("namespace") or "default"
         stamp = now()
         event = client.EventsV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{meta.get('name', 'aftershock')}.", namespace=namespace),
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta.get('name', 'aftershock')}.", namespace=namespace
+            ),
             event_time=stamp,
             reporting_controller="aftershock.dev/operator",
             reporting_instance="aftershock",

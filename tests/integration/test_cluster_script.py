@@ -18,7 +18,11 @@ from tests.support.tools import REPO
 def _script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(REPO / "hack" / "cluster.py"), *args],
-        env=env, text=True, capture_output=True, timeout=300, check=False,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -40,13 +44,19 @@ def _processes_under(path: Path) -> list[int]:
 def throwaway_env(cluster: Cluster, tmp_path: Path) -> Iterator[dict[str, str]]:
     if not cluster.local:
         pytest.skip("exercises the local kwok cluster script; not meaningful with --kubeconfig")
-    env = dict(os.environ, AFTERSHOCK_CLUSTER_DIR=str(tmp_path / "cluster"), AFTERSHOCK_CLUSTER_NAME="aftershock-throwaway",
-               AFTERSHOCK_NODES="1")
+    env = dict(
+        os.environ,
+        AFTERSHOCK_CLUSTER_DIR=str(tmp_path / "cluster"),
+        AFTERSHOCK_CLUSTER_NAME="aftershock-throwaway",
+        AFTERSHOCK_NODES="1",
+    )
     yield env
     _script(env, "down")
 
 
-def test_stale_cluster_is_replaced_and_down_leaves_nothing(throwaway_env: dict[str, str], tmp_path: Path) -> None:
+def test_stale_cluster_is_replaced_and_down_leaves_nothing(
+    throwaway_env: dict[str, str], tmp_path: Path
+) -> None:
     first = _script(throwaway_env, "up")
     assert first.returncode == 0, first.stderr
     assert _script(throwaway_env, "status").returncode == 0

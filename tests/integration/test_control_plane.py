@@ -32,8 +32,11 @@ def test_deployment_is_scheduled_on_kwok_nodes_and_a_deleted_pod_is_replaced(
     core = client.CoreV1Api(api)
     apps.create_namespaced_deployment(namespace, deployment("web", replicas=3))
 
-    pods = wait_for(lambda: (p := ready_pods(api, namespace, "web")) and len(p) == 3 and p, timeout=60,
-                    message="3 Ready pods")
+    pods = wait_for(
+        lambda: (p := ready_pods(api, namespace, "web")) and len(p) == 3 and p,
+        timeout=60,
+        message="3 Ready pods",
+    )
     kwok_nodes = {n.metadata.name for n in core.list_node(label_selector="type=kwok").items}
     if cluster.local:
         assert {p.spec.node_name for p in pods} <= kwok_nodes
@@ -109,21 +112,29 @@ def test_crd_with_status_subresource_and_cel_rule_is_enforced(
 
     def create(name: str, spec: dict[str, int]) -> dict[str, object]:
         body = {"apiVersion": f"{widget_crd}/v1", "kind": "Widget", "metadata": {"name": name}, "spec": spec}
-        result: dict[str, object] = objects.create_namespaced_custom_object(widget_crd, "v1", namespace, "widgets", body)
+        result: dict[str, object] = objects.create_namespaced_custom_object(
+            widget_crd, "v1", namespace, "widgets", body
+        )
         return result
 
     # the API may answer 404 for a moment after Established while discovery catches up
-    good = wait_for(lambda: create("good", {"min": 1, "max": 2}), timeout=30, message="creating a valid Widget")
+    good = wait_for(
+        lambda: create("good", {"min": 1, "max": 2}), timeout=30, message="creating a valid Widget"
+    )
     with pytest.raises(ApiException) as refused:
         create("bad", {"min": 3, "max": 2})
     assert refused.value.status == 422
     assert "min must not exceed max" in refused.value.body
 
     # status is a subresource: a status write through the main resource is ignored, through /status kept
-    objects.patch_namespaced_custom_object(widget_crd, "v1", namespace, "widgets", "good", {"status": {"seen": 1}})
+    objects.patch_namespaced_custom_object(
+        widget_crd, "v1", namespace, "widgets", "good", {"status": {"seen": 1}}
+    )
     plain = objects.get_namespaced_custom_object(widget_crd, "v1", namespace, "widgets", "good")
     assert "status" not in plain or plain["status"].get("seen") is None
-    objects.patch_namespaced_custom_object_status(widget_crd, "v1", namespace, "widgets", "good", {"status": {"seen": 7}})
+    objects.patch_namespaced_custom_object_status(
+        widget_crd, "v1", namespace, "widgets", "good", {"status": {"seen": 7}}
+    )
     updated = objects.get_namespaced_custom_object(widget_crd, "v1", namespace, "widgets", "good")
     assert updated["status"]["seen"] == 7
     assert updated["metadata"]["generation"] == good["metadata"]["generation"]  # type: ignore[index]
@@ -133,7 +144,9 @@ def test_serviceaccount_without_permissions_is_refused(
     cluster: Cluster, api: client.ApiClient, namespace: str
 ) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody")))
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="nobody"))
+    )
     as_nobody = client.CoreV1Api(cluster.api_client(impersonate=f"system:serviceaccount:{namespace}:nobody"))
     with pytest.raises(ApiException) as denied:
         as_nobody.list_namespaced_pod(namespace)

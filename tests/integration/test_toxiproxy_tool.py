@@ -70,7 +70,12 @@ def test_latency_toxic_delays_a_proxied_connection(toxiproxy: str) -> None:
         _request(
             "POST",
             f"{toxiproxy}/proxies/echo/toxics",
-            {"name": "slow", "type": "latency", "stream": "downstream", "attributes": {"latency": 300, "jitter": 0}},
+            {
+                "name": "slow",
+                "type": "latency",
+                "stream": "downstream",
+                "attributes": {"latency": 300, "jitter": 0},
+            },
         )
         delayed = statistics.median(_round_trips(listen_port))
         _request("DELETE", f"{toxiproxy}/proxies/echo/toxics/slow")

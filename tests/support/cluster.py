@@ -22,7 +22,14 @@ class Cluster:
             api.set_default_header("Impersonate-User", impersonate)
         return api
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         kubectl_bin = REPO / ".venv" / "bin" / "kubectl"
-        cmd = [str(kubectl_bin) if kubectl_bin.exists() else "kubectl", "--kubeconfig", str(self.kubeconfig), *args]
+        cmd = [
+            str(kubectl_bin) if kubectl_bin.exists() else "kubectl",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            *args,
+        ]
         return subprocess.run(cmd, text=True, capture_output=True, check=check, input=input, timeout=120)

@@ -38,7 +38,7 @@ def wait_for(
         except Exception as exc:  # the probe may race with object creation; retry until the deadline
             last_error = exc
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {message}; last value: {last!r}") from (
-                last_error
-            )
+            raise WaitTimeout(
+                f"timed out after {timeout:.0f}s waiting for {message}; last value: {last!r}"
+            ) from (last_error)
         time.sleep(interval)

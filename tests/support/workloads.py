@@ -39,7 +39,9 @@ def deployment(
 
 
 def pods_of(api: client.ApiClient, namespace: str, app: str) -> list[client.V1Pod]:
-    pods: list[client.V1Pod] = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    pods: list[client.V1Pod] = (
+        client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector=f"app={app}").items
+    )
     return pods
 
 

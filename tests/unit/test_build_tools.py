@@ -16,8 +16,9 @@ def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_missing_go_toolchain_is_named(empty_cache: Path, monkeypatch: pytest.MonkeyPatch,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_go_toolchain_is_named(
+    empty_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("PATH", str(empty_cache))  # no `go` anywhere
     assert build_tools().main(["toxiproxy"]) == 1
     err = capsys.readouterr().err
@@ -26,8 +27,9 @@ def test_missing_go_toolchain_is_named(empty_cache: Path, monkeypatch: pytest.Mo
     assert [p.name for p in empty_cache.iterdir() if p.name != ".lock"] == []
 
 
-def test_failed_module_download_names_step_and_module(empty_cache: Path, monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_failed_module_download_names_step_and_module(
+    empty_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     bt = build_tools()
     pinned = bt.read_versions()
     monkeypatch.setattr(bt, "read_versions", lambda: {**pinned, "TOXIPROXY_VERSION": "v2.999.0"})
@@ -39,7 +41,9 @@ def test_failed_module_download_names_step_and_module(empty_cache: Path, monkeyp
     assert leftovers == [], leftovers
 
 
-def test_cache_location_is_outside_the_repo_and_overridable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cache_location_is_outside_the_repo_and_overridable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     bt = build_tools()
     monkeypatch.delenv("AFTERSHOCK_TOOLS_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))

@@ -84,7 +84,8 @@ def is_ready(pod: Obj) -> bool:
     if pod["metadata"].get("deletionTimestamp"):
         return False
     return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
     )
 
 
@@ -117,7 +118,9 @@ def why_not_ready(pods: list[Obj]) -> str:
         conditions = (pod.get("status") or {}).get("conditions") or []
         scheduled = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
         if scheduled and scheduled.get("status") == "False":
-            reasons.append(f"pod {name} cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}")
+            reasons.append(
+                f"pod {name} cannot be scheduled: {scheduled.get('message') or scheduled.get('reason')}"
+            )
         elif pod["metadata"].get("deletionTimestamp"):
             reasons.append(f"pod {name} is terminating")
         else:
