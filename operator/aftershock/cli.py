@@ -1,8 +1,14 @@
-"""The `aftershock` command line: run the operator, trigger and inspect experiments."""
+"""The `aftershock` command line: run the operator, and show what experiments found."""
 
 from __future__ import annotations
 
+import logging
+import os
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from aftershock import __version__
 
@@ -18,6 +24,96 @@ def _root() -> None:
 def version() -> None:
     """Print the aftershock version."""
     typer.echo(__version__)
+
+
+@app.command()
+def run(
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Watch only this namespace (repeatable; globs allowed)."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Watch every namespace (the default without -n).")
+    ] = False,
+    metrics_port: Annotated[int, typer.Option(help="Port for Prometheus /metrics (0 disables).")] = 8080,
+    health_port: Annotated[int, typer.Option(help="Port for the liveness endpoint /healthz.")] = 8081,
+    bind: Annotated[str, typer.Option(help="Address the metrics and health endpoints listen on.")] = "0.0.0.0",
+    operator_namespace: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_OPERATOR_NAMESPACE", help="The operator's own namespace; never a chaos target."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the operator until interrupted."""
+    import kopf
+
+    import aftershock.handlers  # noqa: F401  (registers the handlers)
+    from aftershock import metrics
+
+    if namespace and all_namespaces:
+        raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
+    if operator_namespace:
+        os.environ["AFTERSHOCK_OPERATOR_NAMESPACE"] = operator_namespace
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    kopf.configure(verbose=verbose)
+    if metrics_port:
+        metrics.serve(metrics_port, bind)
+    kopf.run(
+        clusterwide=not namespace,
+        namespaces=namespace or [],
+        liveness_endpoint=f"http://{bind}:{health_port}/healthz",
+        standalone=True,
+    )
+
+
+def _kube() -> Any:
+    from aftershock.kube import Kube, load_client
+
+    return Kube(load_client())
+
+
+@app.command()
+def status(
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the experiments.")] = "default",
+    runs: Annotated[int, typer.Option(help="How many recent runs to show per experiment.")] = 5,
+) -> None:
+    """Show experiments, their recent runs, and the findings of each run."""
+    kube = _kube()
+    console = Console()
+    experiments = kube.list("ChaosExperiment", namespace)
+    if not experiments:
+        console.print(f"no ChaosExperiments in namespace {namespace}")
+        raise typer.Exit(0)
+    for exp in experiments:
+        name = exp["metadata"]["name"]
+        st = exp.get("status") or {}
+        summary = st.get("summary") or {}
+        rec = summary.get("recoverySeconds") or {}
+        console.print(
+            f"[bold]{name}[/bold]  runs={summary.get('runs', 0)} passed={summary.get('passed', 0)} "
+            f"failed={summary.get('failed', 0)} errored={summary.get('errored', 0)} "
+            f"worst={summary.get('worstSeverity', '-')} recovery p50={rec.get('p50', '-')}s "
+            f"p95={rec.get('p95', '-')}s max={rec.get('max', '-')}s"
+        )
+        table = Table("run", "phase", "verdict", "severity", "recovery (s)", "findings / message")
+        items = kube.list("ChaosRun", namespace, label_selector=f"aftershock.dev/experiment={name}")
+        items.sort(key=lambda r: r["metadata"]["name"])
+        for item in items[-runs:]:
+            rs = item.get("status") or {}
+            findings = "; ".join(f"[{f['severity']}] {f['title']}: {f['detail']}" for f in rs.get("findings") or [])
+            table.add_row(
+                item["metadata"]["name"],
+                rs.get("phase", "-"),
+                rs.get("verdict", "-"),
+                rs.get("severity", "-"),
+                str(rs.get("recoverySeconds", "-")),
+                findings or rs.get("message", ""),
+            )
+        console.print(table)
 
 
 def main() -> None:

@@ -25,7 +25,8 @@ class CelRule:
     ``message`` is static. ``template`` (optional) names fields of ``self`` in braces, e.g.
     ``"objective ({objective}) ..."``; it becomes the CEL ``messageExpression`` and the Python
     message, so both show the offending values. ``{self}`` stands for the value itself, for rules
-    on scalar fields. Templates may not contain quotes or backslashes (they are spliced into CEL).
+    on scalar fields. Placeholders must name string fields with a maxLength: CEL's ``string()``
+    conversion defeats the apiserver's cost estimate, so values are concatenated as they are. Templates may not contain double quotes or backslashes (they become CEL string literals).
     """
 
     rule: str
@@ -35,8 +36,10 @@ class CelRule:
     reason: str | None = None
 
     def __post_init__(self) -> None:
-        if self.template is not None and ("'" in self.template or "\\" in self.template):
-            raise ValueError(f"CEL message templates may not contain quotes or backslashes: {self.template}")
+        if self.template is not None and ('"' in self.template or "\\" in self.template):
+            raise ValueError(
+                f"CEL message templates may not contain double quotes or backslashes: {self.template}"
+            )
 
     @property
     def message_expression(self) -> str | None:
@@ -47,15 +50,15 @@ class CelRule:
         pos = 0
         for match in _PLACEHOLDER.finditer(self.template):
             if match.start() > pos:
-                parts.append(f"'{self.template[pos : match.start()]}'")
+                parts.append(f'"{self.template[pos : match.start()]}"')
             name = match.group(1)
-            parts.append("string(self)" if name == "self" else f"string(self.{name})")
+            parts.append("self" if name == "self" else f"self.{name}")
             pos = match.end()
         if pos < len(self.template):
-            parts.append(f"'{self.template[pos:]}'")
+            parts.append(f'"{self.template[pos:]}"')
         return " + ".join(parts)
 
-    def error(self, **values: object) -> str:
+    def error(self, /, **values: object) -> str:
         """The message a person sees, with the template filled in when there is one."""
         if self.template is None:
             return self.message
@@ -75,9 +78,7 @@ class CelRule:
 
 
 def _cel_string(value: object) -> str:
-    """Render a value the way CEL's ``string()`` does for the types our templates use."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """Render a template value as the string CEL concatenates (enums by their value)."""
     return str(value)
 
 

@@ -6,21 +6,41 @@ fields ignored so that an older operator can still read objects written by a new
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from enum import StrEnum
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, ClassVar, Final, Self
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
+from aftershock import API_VERSION
 from aftershock.api.cel import CelRule, validations
 from aftershock.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
 
 SYSTEM_NAMESPACES: Final = ("kube-system", "kube-public", "kube-node-lease")
 """Namespaces that can never hold a chaos target, whatever a policy says."""
 
-KNOWN_FAULT_KINDS: Final = ("podDelete", "nodeDrain", "networkPartition", "litmus", "toxiproxy")
+
+class FaultKindName(StrEnum):
+    """A fault kind, by its field name in a ChaosExperiment's spec.fault."""
+
+    POD_DELETE = "podDelete"
+    NODE_DRAIN = "nodeDrain"
+    NETWORK_PARTITION = "networkPartition"
+    LITMUS = "litmus"
+    TOXIPROXY = "toxiproxy"
+
+
+KNOWN_FAULT_KINDS: Final = tuple(kind.value for kind in FaultKindName)
 """Every fault kind the product knows of (a policy may allow ones this build cannot run yet).
 
 The kinds a ChaosExperiment can actually use are ``aftershock.api.experiment.FAULT_KINDS``.
@@ -48,6 +68,46 @@ class ApiModel(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict in wire form (camelCase, no None values), e.g. for a status patch."""
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ResourceModel(ApiModel):
+    """What every kind has besides kind, spec and status: apiVersion and metadata.
+
+    The class variables name the kind for the API (kopf handlers use PLURAL; crdgen uses all).
+    """
+
+    KIND: ClassVar[str]
+    PLURAL: ClassVar[str]
+    SINGULAR: ClassVar[str]
+    SHORT_NAMES: ClassVar[tuple[str, ...]]
+    NAMESPACED: ClassVar[bool]
+
+    api_version: str = Field(default=API_VERSION, description="The versioned schema of this object.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Standard object metadata.")
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> Self:
+        """Validate a raw object (a dict, or kopf's Body mapping) into the model."""
+        return cls.model_validate(dict(body))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        value = self.metadata.get("namespace")
+        return None if value is None else str(value)
+
+    @property
+    def uid(self) -> str | None:
+        value = self.metadata.get("uid")
+        return None if value is None else str(value)
+
+    @property
+    def generation(self) -> int | None:
+        value = self.metadata.get("generation")
+        return None if value is None else int(value)
 
 
 def _check_duration(value: str) -> str:
@@ -129,24 +189,12 @@ class LabelSelector(ApiModel):
         """An empty selector matches everything."""
         return not self.match_labels and not self.match_expressions
 
-    def matches(self, labels: dict[str, str]) -> bool:
-        """Whether a label set satisfies this selector (the apiserver's semantics)."""
-        if any(labels.get(key) != value for key, value in self.match_labels.items()):
-            return False
-        for req in self.match_expressions:
-            present = req.key in labels
-            if req.operator is LabelSelectorOperator.IN and not (present and labels[req.key] in req.values):
-                return False
-            if req.operator is LabelSelectorOperator.NOT_IN and present and labels[req.key] in req.values:
-                return False
-            if req.operator is LabelSelectorOperator.EXISTS and not present:
-                return False
-            if req.operator is LabelSelectorOperator.DOES_NOT_EXIST and present:
-                return False
-        return True
-
     def to_query(self) -> str:
-        """The selector as a ``labelSelector`` query string for list and watch calls."""
+        """The selector as a list call's ``labelSelector`` string ("" for an empty selector).
+
+        Same rendering as ``aftershock.core.selectors.to_label_selector``; the model has already
+        guaranteed that In and NotIn carry values.
+        """
         terms = [f"{key}={value}" for key, value in sorted(self.match_labels.items())]
         for req in self.match_expressions:
             if req.operator is LabelSelectorOperator.EXISTS:
@@ -199,32 +247,10 @@ class Condition(ApiModel):
     message: str = Field(default="", max_length=32768, description="A human-readable explanation.")
 
 
-def find_condition(conditions: Iterable[Condition], type_: str) -> Condition | None:
-    """The condition of the given type, if present."""
-    return next((c for c in conditions if c.type == type_), None)
-
-
-def set_condition(conditions: list[Condition], new: Condition) -> list[Condition]:
-    """Conditions with ``new`` in place of its type; keeps lastTransitionTime if status is unchanged.
-
-    Returns a new list (same order, new types appended) so callers can compare before/after.
-    """
-    result: list[Condition] = []
-    replaced = False
-    for old in conditions:
-        if old.type != new.type:
-            result.append(old)
-            continue
-        replaced = True
-        if old.status == new.status:
-            new = new.model_copy(update={"last_transition_time": old.last_transition_time})
-        result.append(new)
-    if not replaced:
-        result.append(new)
-    return result
-
-
-CONDITIONS_LIST_SCHEMA: Final = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]}
+CONDITIONS_LIST_SCHEMA: Final[dict[str, Any]] = {
+    "x-kubernetes-list-type": "map",
+    "x-kubernetes-list-map-keys": ["type"],
+}
 
 
 # --- severity, verdict, phases, findings ---------------------------------------------------------
@@ -239,47 +265,35 @@ class Severity(StrEnum):
     HIGH = "high"
     CRITICAL = "critical"
 
+    @property
     def rank(self) -> int:
         """0 for none up to 4 for critical."""
         return _SEVERITY_ORDER.index(self)
 
-    @classmethod
-    def _coerce(cls, other: object) -> Severity | None:
-        if isinstance(other, Severity):
-            return other
-        if isinstance(other, str):
-            try:
-                return cls(other)
-            except ValueError:
-                return None
-        return None
-
+    # str would order lexicographically ("critical" < "none"), silently wrong for max() and
+    # sorted(). These compare by rank; strings naming a severity are accepted, others raise.
     def __lt__(self, other: object) -> bool:
-        coerced = self._coerce(other)
-        if coerced is None:
-            return NotImplemented
-        return self.rank() < coerced.rank()
+        return self.rank < _coerce_severity(other).rank
 
     def __le__(self, other: object) -> bool:
-        coerced = self._coerce(other)
-        if coerced is None:
-            return NotImplemented
-        return self.rank() <= coerced.rank()
+        return self.rank <= _coerce_severity(other).rank
 
     def __gt__(self, other: object) -> bool:
-        coerced = self._coerce(other)
-        if coerced is None:
-            return NotImplemented
-        return self.rank() > coerced.rank()
+        return self.rank > _coerce_severity(other).rank
 
     def __ge__(self, other: object) -> bool:
-        coerced = self._coerce(other)
-        if coerced is None:
-            return NotImplemented
-        return self.rank() >= coerced.rank()
+        return self.rank >= _coerce_severity(other).rank
 
 
 _SEVERITY_ORDER: Final = tuple(Severity)
+
+
+def _coerce_severity(value: object) -> Severity:
+    if isinstance(value, Severity):
+        return value
+    if isinstance(value, str):
+        return Severity(value)
+    raise TypeError(f"cannot compare Severity with {type(value).__name__}")
 
 
 def worst(severities: Iterable[Severity | str]) -> Severity:
@@ -287,7 +301,7 @@ def worst(severities: Iterable[Severity | str]) -> Severity:
     result = Severity.NONE
     for item in severities:
         severity = Severity(item)
-        if severity.rank() > result.rank():
+        if severity.rank > result.rank:
             result = severity
     return result
 
@@ -311,6 +325,7 @@ class RunPhase(StrEnum):
     SKIPPED = "Skipped"
     ERRORED = "Errored"
 
+    @property
     def is_terminal(self) -> bool:
         """A terminal run is finished for good; the operator never acts on it again."""
         return self in TERMINAL_PHASES

@@ -9,6 +9,7 @@ from typing import Any
 
 from aftershock.core.recovery import PodState
 from aftershock.core.selectors import to_label_selector
+from aftershock.core.times import parse_time
 from aftershock.kube import Kube, Obj
 
 
@@ -20,12 +21,6 @@ class Workload:
     uid: str
     pod_selector: dict[str, Any]
     desired: int
-
-
-def parse_time(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def workload_from(kind: str, obj: Obj) -> Workload:

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# `make demo`: the main job on a local cluster. Brings up the control plane, installs the CRDs,
+# applies the example workload and a pod-delete experiment, runs the operator until the run is
+# finished, and shows the result. Re-runnable: the demo namespace is recreated each time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NS=aftershock-demo
+KUBECONFIG_PATH=$(python3 hack/cluster.py kubeconfig)
+export KUBECONFIG="$KUBECONFIG_PATH"
+KUBECTL=(.venv/bin/kubectl)
+LOG=.cluster/demo-operator.log
+
+echo "== 1/5 local control plane"
+python3 hack/cluster.py up >/dev/null
+
+echo "== 2/5 CRDs"
+"${KUBECTL[@]}" apply --server-side --force-conflicts -f crds/ >/dev/null
+"${KUBECTL[@]}" wait --for=condition=Established crd/chaosexperiments.aftershock.dev crd/chaosruns.aftershock.dev --timeout=30s >/dev/null
+
+echo "== 3/5 example workload in namespace $NS"
+"${KUBECTL[@]}" delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
+"${KUBECTL[@]}" create namespace "$NS" >/dev/null
+"${KUBECTL[@]}" -n "$NS" apply -f examples/workload.yaml >/dev/null
+"${KUBECTL[@]}" -n "$NS" rollout status deployment/checkout --timeout=60s
+
+echo "== 4/5 operator (log: $LOG) and experiment"
+.venv/bin/aftershock run --namespace "$NS" --metrics-port 0 --health-port 0 --bind 127.0.0.1 >"$LOG" 2>&1 &
+OPERATOR=$!
+trap 'kill $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null || true' EXIT
+"${KUBECTL[@]}" -n "$NS" apply -f examples/pod-delete.yaml
+echo "   waiting for the run to finish..."
+for _ in $(seq 1 240); do
+  phase=$("${KUBECTL[@]}" -n "$NS" get chaosruns -o jsonpath='{.items[0].status.phase}' 2>/dev/null || true)
+  case "$phase" in Completed|Aborted|Skipped|Errored) break ;; esac
+  if ! kill -0 "$OPERATOR" 2>/dev/null; then echo "operator exited; see $LOG"; tail -20 "$LOG"; exit 1; fi
+  sleep 0.5
+done
+
+echo "== 5/5 result"
+"${KUBECTL[@]}" -n "$NS" get chaosexperiments,chaosruns
+echo
+.venv/bin/aftershock status -n "$NS"
+echo
+echo "Inspect more: kubectl --kubeconfig $KUBECONFIG_PATH -n $NS get chaosrun -o yaml"
+echo "Stop the cluster: make cluster-down"

@@ -1,0 +1,237 @@
+"""ChaosPolicy: the cluster-wide guardrails every run must pass, at admission and before injecting.
+
+Defaults are the safe choice: an empty spec allows only opted-in namespaces, no node faults, at most
+half of a workload's pods, and one active run per namespace. With several policies, all apply and
+the strictest wins; with none, nothing is injected.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Final
+
+from pydantic import AwareDatetime, ConfigDict, Field, model_validator
+
+from aftershock.api.cel import CelRule, matches, validations
+from aftershock.api.common import (
+    CONDITIONS_LIST_SCHEMA,
+    DNS_LABEL_PATTERN,
+    KNOWN_FAULT_KINDS,
+    NODE_FAULT_KINDS,
+    SYSTEM_NAMESPACES,
+    TIME_ZONE_PATTERN,
+    TIME_ZONE_RULE,
+    ApiModel,
+    Condition,
+    FaultKindName,
+    LabelSelector,
+    ResourceModel,
+)
+
+OPT_IN_LABEL: Final = "aftershock.dev/chaos"
+OPT_IN_VALUE: Final = "enabled"
+DEFAULT_ALLOWED_FAULTS: Final = tuple(k for k in KNOWN_FAULT_KINDS if k not in NODE_FAULT_KINDS)
+CLOCK_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+WINDOW_RULE: Final = CelRule(
+    rule="self.start != self.end",
+    message="a window's start and end must differ; a window may cross midnight, e.g. 22:00 to 06:00",
+)
+BLACKOUT_RULE: Final = CelRule(
+    rule="self.start < self.end",
+    message="a blackout's end must be after its start",
+)
+
+
+class Weekday(StrEnum):
+    """A day of the week."""
+
+    MON = "Mon"
+    TUE = "Tue"
+    WED = "Wed"
+    THU = "Thu"
+    FRI = "Fri"
+    SAT = "Sat"
+    SUN = "Sun"
+
+
+class PolicyNamespaces(ApiModel):
+    """Which namespaces may hold chaos targets."""
+
+    selector: LabelSelector = Field(
+        default_factory=lambda: LabelSelector(match_labels={OPT_IN_LABEL: OPT_IN_VALUE}),
+        description=f"Namespaces whose labels match may hold targets; defaults to the opt-in label"
+        f" {OPT_IN_LABEL}={OPT_IN_VALUE}. An empty selector ({{}}) matches every namespace.",
+        json_schema_extra={"default": {"matchLabels": {OPT_IN_LABEL: OPT_IN_VALUE}}},
+    )
+    deny: list[Annotated[str, Field(max_length=63, pattern=DNS_LABEL_PATTERN)]] = Field(
+        default_factory=lambda: list(SYSTEM_NAMESPACES),
+        max_length=256,
+        description="Namespaces that never hold targets, even when the selector matches. The system"
+        " namespaces and the operator's own namespace are always denied, listed or not.",
+        json_schema_extra={"default": list(SYSTEM_NAMESPACES), "x-kubernetes-list-type": "set"},
+    )
+
+
+class BlastRadius(ApiModel):
+    """Upper bounds on how much a single run may hit."""
+
+    max_pods_percent: int = Field(
+        default=50,
+        ge=0,
+        le=100,
+        description="At most this percentage of a target workload's pods per run.",
+    )
+    max_pods: int | None = Field(
+        default=None,
+        ge=0,
+        description="At most this many pods per run; no absolute limit when omitted.",
+    )
+    max_nodes: int = Field(default=1, ge=0, description="At most this many nodes per run (node faults).")
+
+
+class Window(ApiModel):
+    """A weekly time window during which runs may start."""
+
+    model_config = ConfigDict(json_schema_extra=validations(WINDOW_RULE))
+
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(Weekday),
+        min_length=1,
+        max_length=7,
+        description="Days on which the window opens (Mon to Sun); defaults to every day."
+        " A window crossing midnight belongs to the day it opens.",
+        json_schema_extra={"default": [d.value for d in Weekday], "x-kubernetes-list-type": "set"},
+    )
+    start: str = Field(pattern=CLOCK_PATTERN, max_length=5, description='Opening time, "HH:MM" (24h).')
+    end: str = Field(
+        pattern=CLOCK_PATTERN,
+        max_length=5,
+        description='Closing time, "HH:MM" (24h); earlier than start means the window crosses midnight.',
+    )
+    time_zone: str = Field(
+        default="UTC",
+        max_length=64,
+        description="IANA time zone start and end are read in, e.g. Europe/Berlin.",
+        json_schema_extra=validations(TIME_ZONE_RULE),
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> Window:
+        if self.start == self.end:
+            raise ValueError(WINDOW_RULE.error())
+        if not matches(TIME_ZONE_PATTERN, self.time_zone):
+            raise ValueError(TIME_ZONE_RULE.error())
+        return self
+
+
+class Blackout(ApiModel):
+    """A period during which no run may start, e.g. a release freeze."""
+
+    model_config = ConfigDict(json_schema_extra=validations(BLACKOUT_RULE))
+
+    start: AwareDatetime = Field(description="Start of the blackout (RFC 3339).")
+    end: AwareDatetime = Field(description="End of the blackout (RFC 3339), after start.")
+
+    @model_validator(mode="after")
+    def _check(self) -> Blackout:
+        if not self.start < self.end:
+            raise ValueError(BLACKOUT_RULE.error())
+        return self
+
+
+class PolicyConcurrency(ApiModel):
+    """Limits on runs that are active at the same time."""
+
+    max_active_runs: int = Field(default=5, ge=0, description="At most this many active runs in the cluster.")
+    max_active_runs_per_namespace: int = Field(
+        default=1, ge=0, description="At most this many active runs targeting one namespace."
+    )
+
+
+class ChaosPolicySpec(ApiModel):
+    """The guardrails: where chaos may run, which faults, how much, and when."""
+
+    suspend: bool = Field(
+        default=False,
+        description="The kill switch: true stops new runs and aborts active ones.",
+    )
+    namespaces: PolicyNamespaces = Field(
+        default_factory=PolicyNamespaces,
+        description="Which namespaces may hold targets.",
+        json_schema_extra={"default": {}},
+    )
+    cross_namespace: bool = Field(
+        default=False,
+        description="Whether an experiment may target a namespace other than its own.",
+    )
+    allowed_faults: list[FaultKindName] = Field(
+        default_factory=lambda: [FaultKindName(k) for k in DEFAULT_ALLOWED_FAULTS],
+        max_length=len(KNOWN_FAULT_KINDS),
+        description="Fault kinds that may run; defaults to every kind except node faults"
+        f" ({', '.join(NODE_FAULT_KINDS)}), which are allowed only when listed.",
+        json_schema_extra={"default": list(DEFAULT_ALLOWED_FAULTS), "x-kubernetes-list-type": "set"},
+    )
+    blast_radius: BlastRadius = Field(
+        default_factory=BlastRadius,
+        description="Upper bounds on how much one run may hit.",
+        json_schema_extra={"default": {}},
+    )
+    respect_disruption_budgets: bool = Field(
+        default=True,
+        description="Never take a workload below what its PodDisruptionBudget allows.",
+    )
+    windows: list[Window] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Runs may start only inside one of these windows; no windows means any time.",
+    )
+    blackouts: list[Blackout] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Periods in which no run may start, whatever the windows say.",
+    )
+    concurrency: PolicyConcurrency = Field(
+        default_factory=PolicyConcurrency,
+        description="Limits on runs active at the same time.",
+        json_schema_extra={"default": {}},
+    )
+
+
+class ChaosPolicyStatus(ApiModel):
+    """The observed state of the policy, written by the operator."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Standard conditions (Ready).",
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+    )
+
+
+class ChaosPolicy(ResourceModel):
+    """ChaosPolicy is a cluster-wide guardrail for chaos: which namespaces and faults are allowed,
+    how much a run may hit, and when. All policies apply and the strictest wins; with no policy,
+    nothing is injected."""
+
+    KIND: ClassVar[str] = "ChaosPolicy"
+    PLURAL: ClassVar[str] = "chaospolicies"
+    SINGULAR: ClassVar[str] = "chaospolicy"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("cpol",)
+    NAMESPACED: ClassVar[bool] = False
+
+    kind: str = Field(default="ChaosPolicy", description="The kind of this object.")
+    spec: ChaosPolicySpec = Field(
+        default_factory=ChaosPolicySpec,
+        description="The guardrails.",
+        json_schema_extra={"default": {}},
+    )
+    status: ChaosPolicyStatus = Field(
+        default_factory=ChaosPolicyStatus, description="Observed state, written by the operator."
+    )
+
+    def status_patch(self) -> dict[str, Any]:
+        """The status as a JSON-ready dict for a status patch (camelCase, None values left out)."""
+        return self.status.to_json()

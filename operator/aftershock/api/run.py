@@ -1,0 +1,177 @@
+"""ChaosRun: one execution of an experiment, and the journal of what it did.
+
+The spec is a frozen copy of the experiment taken when the run was created, so a later edit of
+the experiment never changes what a run in flight touches. The schema enforces the freeze with
+transition rules (a field, once set, cannot change or be removed); a person may still create a run
+with only ``spec.experiment`` and let the operator fill in the rest once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar, Final
+
+from pydantic import AwareDatetime, ConfigDict, Field
+
+from aftershock.api.cel import CelRule, validations
+from aftershock.api.common import (
+    CONDITIONS_LIST_SCHEMA,
+    DNS_SUBDOMAIN_PATTERN,
+    ApiModel,
+    Condition,
+    Finding,
+    ResourceModel,
+    RunPhase,
+    Severity,
+    Verdict,
+)
+from aftershock.api.experiment import ChaosExperimentSpec, Fault, Recovery, Target
+
+FROZEN_FIELDS: Final = ("experiment", "scheduledTime", "target", "fault", "recovery", "dryRun")
+"""Spec fields (wire names) that cannot change once set."""
+
+IMMUTABLE_RULE: Final = CelRule(
+    rule="self == oldSelf",
+    message="a ChaosRun spec is frozen: this field cannot be changed once set; create a new ChaosRun instead",
+)
+NO_REMOVAL_RULE: Final = CelRule(
+    rule=" && ".join(f"(!has(oldSelf.{name}) || has(self.{name}))" for name in FROZEN_FIELDS),
+    message="a ChaosRun spec is frozen: fields cannot be removed once set",
+)
+
+
+def _frozen(**extra: Any) -> dict[str, Any]:
+    return {**validations(IMMUTABLE_RULE), **extra}
+
+
+class ChaosRunSpec(ApiModel):
+    """What this run does: a frozen copy of its experiment's target, fault and recovery."""
+
+    model_config = ConfigDict(json_schema_extra=validations(NO_REMOVAL_RULE))
+
+    experiment: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=DNS_SUBDOMAIN_PATTERN,
+        description="Name of the ChaosExperiment (in the same namespace) this run executes.",
+        json_schema_extra=_frozen(),
+    )
+    scheduled_time: AwareDatetime | None = Field(
+        default=None,
+        description="The schedule slot this run is for (RFC 3339); set by the operator for a run created"
+        " by hand.",
+        json_schema_extra=_frozen(),
+    )
+    target: Target | None = Field(
+        default=None,
+        description="What the fault may touch; copied from the experiment when omitted.",
+        json_schema_extra=_frozen(),
+    )
+    fault: Fault | None = Field(
+        default=None,
+        description="The fault to inject; copied from the experiment when omitted.",
+        json_schema_extra=_frozen(),
+    )
+    recovery: Recovery | None = Field(
+        default=None,
+        description="How recovery is judged; copied from the experiment when omitted.",
+        json_schema_extra=_frozen(),
+    )
+    dry_run: bool | None = Field(
+        default=None,
+        description="Resolve and record the targets, inject nothing; copied from the experiment when omitted.",
+        json_schema_extra=_frozen(),
+    )
+
+    @classmethod
+    def from_experiment(
+        cls, experiment: str, spec: ChaosExperimentSpec, scheduled_time: datetime
+    ) -> ChaosRunSpec:
+        """The frozen copy of an experiment's spec for one slot (deep copies, not shared objects)."""
+        return cls(
+            experiment=experiment,
+            scheduled_time=scheduled_time,
+            target=spec.target.model_copy(deep=True),
+            fault=spec.fault.model_copy(deep=True),
+            recovery=spec.recovery.model_copy(deep=True),
+            dry_run=spec.dry_run,
+        )
+
+    def is_complete(self) -> bool:
+        """Whether the operator still has to fill the spec in from the experiment."""
+        return all(
+            value is not None
+            for value in (self.scheduled_time, self.target, self.fault, self.recovery, self.dry_run)
+        )
+
+
+class TargetRecord(ApiModel):
+    """One object the run acted on, with the times of what happened to it."""
+
+    kind: str = Field(description="Kind of the object, e.g. Pod.")
+    name: str = Field(description="Name of the object.")
+    namespace: str | None = Field(default=None, description="Namespace of the object; absent for nodes.")
+    uid: str | None = Field(default=None, description="UID of the object, to tell it from a replacement.")
+    injected_at: AwareDatetime | None = Field(default=None, description="When the fault was applied to it.")
+    unhealthy_at: AwareDatetime | None = Field(default=None, description="When it was first seen unhealthy.")
+    recovered_at: AwareDatetime | None = Field(default=None, description="When it was seen healthy again.")
+
+
+class ChaosRunStatus(ApiModel):
+    """The run's journal, written by the operator before each side effect."""
+
+    observed_generation: int | None = Field(
+        default=None, description="The metadata.generation this status was computed from."
+    )
+    phase: RunPhase = Field(
+        default=RunPhase.PENDING,
+        description="Pending, Injecting, Observing, Reverting, then Completed, Aborted, Skipped or Errored.",
+    )
+    reason: str | None = Field(default=None, description="A CamelCase word for why the run is in its phase.")
+    message: str | None = Field(default=None, description="A human-readable explanation of the phase.")
+    start_time: AwareDatetime | None = Field(default=None, description="When the run started injecting.")
+    deadline: AwareDatetime | None = Field(
+        default=None,
+        description="When the run must be finished; past it, the fault is reverted and the run ends.",
+    )
+    completion_time: AwareDatetime | None = Field(default=None, description="When the run finished.")
+    targets: list[TargetRecord] = Field(
+        default_factory=list, description="The objects the run acted on, recorded before acting."
+    )
+    recovery_seconds: float | None = Field(
+        default=None, description="Seconds from injection until all targets had recovered."
+    )
+    verdict: Verdict | None = Field(
+        default=None,
+        description="Passed or Failed; only for Completed runs (Passed when severity is none or low).",
+    )
+    severity: Severity | None = Field(default=None, description="The worst severity among the findings.")
+    findings: list[Finding] = Field(
+        default_factory=list, description="What the run found, rated by severity."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Standard conditions (Ready, Reconciling, Stalled).",
+        json_schema_extra=CONDITIONS_LIST_SCHEMA,
+    )
+
+
+class ChaosRun(ResourceModel):
+    """ChaosRun is one execution of a ChaosExperiment: a frozen copy of what to do, and a journal of
+    what was done, how the targets recovered, and the findings."""
+
+    KIND: ClassVar[str] = "ChaosRun"
+    PLURAL: ClassVar[str] = "chaosruns"
+    SINGULAR: ClassVar[str] = "chaosrun"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("crun",)
+    NAMESPACED: ClassVar[bool] = True
+
+    kind: str = Field(default="ChaosRun", description="The kind of this object.")
+    spec: ChaosRunSpec = Field(description="What this run does, frozen when it was created.")
+    status: ChaosRunStatus = Field(
+        default_factory=ChaosRunStatus, description="The run's journal, written by the operator."
+    )
+
+    def status_patch(self) -> dict[str, Any]:
+        """The status as a JSON-ready dict for a status patch (camelCase, None values left out)."""
+        return self.status.to_json()

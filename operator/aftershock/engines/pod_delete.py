@@ -1,0 +1,24 @@
+"""Native pod delete: the pod's controller must replace it; nothing to revert."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aftershock.api.run import TargetRecord
+from aftershock.engines.base import InjectContext
+from aftershock.kube import now
+
+
+class PodDeleteEngine:
+    kind = "podDelete"
+    sustained = False
+
+    def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
+        assert target.namespace and target.uid, "pod targets are recorded with namespace and uid"
+        grace = ctx.fault.pod_delete.grace_period_seconds if ctx.fault.pod_delete else None
+        stamp = now()
+        deleted = ctx.kube.delete_pod(target.namespace, target.name, target.uid, grace)
+        return stamp if deleted else None
+
+    def revert(self, ctx: InjectContext) -> None:
+        """A deleted pod cannot be undeleted; recovery is its controller's job, which we observe."""

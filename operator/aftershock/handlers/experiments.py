@@ -1,0 +1,69 @@
+"""ChaosExperiment handlers: create the run a slot calls for, keep status in step with the spec."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from aftershock import API_VERSION, GROUP, VERSION
+from aftershock.api.experiment import ChaosExperiment
+from aftershock.api.run import ChaosRunSpec
+from aftershock.core.naming import LABEL_EXPERIMENT, run_name
+from aftershock.handlers.context import get_context
+from aftershock.handlers.experiment_status import refresh_experiment_status
+from aftershock.kube import now
+from aftershock.metrics import RECONCILE_ERRORS
+from aftershock.core.times import parse_time
+
+
+@kopf.on.resume(GROUP, VERSION, "chaosexperiments")
+@kopf.on.create(GROUP, VERSION, "chaosexperiments")
+@kopf.on.update(GROUP, VERSION, "chaosexperiments", field="spec")
+def reconcile_experiment(body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
+    ctx = get_context()
+    try:
+        experiment = ChaosExperiment.from_body(body)
+        spec = experiment.spec
+        if spec.schedule:
+            refresh_experiment_status(
+                ctx.kube,
+                namespace,
+                name,
+                stalled_reason="ScheduleNotSupported",
+                stalled_message="schedules are not implemented in this build yet; omit spec.schedule to run once",
+            )
+            return
+        if spec.suspend:
+            refresh_experiment_status(ctx.kube, namespace, name)
+            return
+        # run once: the slot is the experiment's creation time, so the run's name is fixed and a
+        # second attempt (a restart, a resync) answers 409 instead of running again
+        created = parse_time(body["metadata"]["creationTimestamp"]) or now()
+        run = {
+            "apiVersion": API_VERSION,
+            "kind": "ChaosRun",
+            "metadata": {
+                "name": run_name(name, created),
+                "namespace": namespace,
+                "labels": {LABEL_EXPERIMENT: name},
+                "ownerReferences": [
+                    {
+                        "apiVersion": API_VERSION,
+                        "kind": "ChaosExperiment",
+                        "name": name,
+                        "uid": body["metadata"]["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": ChaosRunSpec.from_experiment(name, spec, created).to_json(),
+        }
+        created_run = ctx.kube.create("ChaosRun", namespace, run)
+        if created_run is not None:
+            ctx.kube.post_event(dict(body), "RunCreated", f"created run {run['metadata']['name']}")
+        refresh_experiment_status(ctx.kube, namespace, name)
+    except Exception:
+        RECONCILE_ERRORS.labels("ChaosExperiment", "reconcile").inc()
+        raise

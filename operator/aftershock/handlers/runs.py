@@ -1,0 +1,68 @@
+"""ChaosRun handlers: a daemon per active run drives it (engines/runner.py); a phase change
+refreshes the owning experiment's status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from aftershock import GROUP, VERSION
+from aftershock.api.common import RunPhase
+from aftershock.core.naming import LABEL_EXPERIMENT
+from aftershock.engines.runner import RunDriver, Stop
+from aftershock.handlers.context import get_context
+from aftershock.handlers.experiment_status import refresh_experiment_status
+from aftershock.metrics import RECONCILE_ERRORS
+
+
+def _active(status: kopf.Status, **_: Any) -> bool:
+    phase = status.get("phase")
+    return not phase or not RunPhase(phase).is_terminal
+
+
+@kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_timeout=30)
+def drive_run(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    ctx = get_context()
+    driver = RunDriver(
+        ctx.kube, namespace, name, operator_namespace=ctx.operator_namespace, poll_seconds=ctx.poll_seconds
+    )
+    stop = Stop(
+        deleted=lambda: (
+            bool(stopped)
+            and bool(stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+        ),
+        exiting=lambda: (
+            bool(stopped)
+            and not bool(stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
+        ),
+        wait=stopped.wait,
+    )
+    try:
+        driver.drive(stop)
+    except Exception:
+        RECONCILE_ERRORS.labels("ChaosRun", "drive").inc()
+        raise
+
+
+@kopf.on.delete(GROUP, VERSION, "chaosruns")
+def run_deleted(name: str, namespace: str, status: kopf.Status, **_: Any) -> None:
+    """Abort a run deleted while active (also when no daemon is running for it), then release it."""
+    phase = status.get("phase")
+    if phase and RunPhase(phase).is_terminal:
+        return
+    ctx = get_context()
+    driver = RunDriver(ctx.kube, namespace, name, operator_namespace=ctx.operator_namespace)
+    driver.drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
+
+
+@kopf.on.field(GROUP, VERSION, "chaosruns", field="status.phase")
+def run_phase_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+    experiment = labels.get(LABEL_EXPERIMENT)
+    if not experiment:
+        return
+    try:
+        refresh_experiment_status(get_context().kube, namespace, experiment)
+    except Exception:
+        RECONCILE_ERRORS.labels("ChaosExperiment", "status").inc()
+        raise

@@ -1,0 +1,41 @@
+"""Integration fixtures: our CRDs installed, and one operator process for the session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from tests.support.cluster import Cluster
+from tests.support.operator import OperatorProcess, start_operator
+from tests.support.tools import REPO
+from tests.support.waiting import wait_for
+
+CRD_NAMES = ("chaosexperiments.aftershock.dev", "chaosruns.aftershock.dev", "chaospolicies.aftershock.dev")
+
+
+@pytest.fixture(scope="session")
+def crds(cluster: Cluster, api: client.ApiClient) -> None:
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    ext = client.ApiextensionsV1Api(api)
+
+    def established() -> bool:
+        for name in CRD_NAMES:
+            crd = ext.read_custom_resource_definition(name)
+            if not any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
+                return False
+        return True
+
+    wait_for(established, timeout=30, message="aftershock CRDs Established")
+
+
+@pytest.fixture(scope="session")
+def operator(cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    log_path: Path = tmp_path_factory.mktemp("operator") / "operator.log"
+    op = start_operator(cluster.kubeconfig, log_path)
+    yield op
+    op.stop()
+    if op.process.returncode not in (0, -15):
+        print(f"operator exited with {op.process.returncode}; log tail:\n{op.log()[-4000:]}")

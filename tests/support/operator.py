@@ -1,0 +1,77 @@
+"""Run the operator as a separate process, as in production: its own process, our CLI, a kubeconfig."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.support.net import free_port
+from tests.support.tools import REPO
+from tests.support.waiting import wait_for
+
+
+@dataclass
+class OperatorProcess:
+    process: subprocess.Popen[bytes]
+    metrics_port: int
+    health_port: int
+    log_path: Path
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            text: str = resp.read().decode()
+        return text
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_operator(kubeconfig: Path, log_path: Path, *extra: str) -> OperatorProcess:
+    metrics_port, health_port = free_port(), free_port()
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1")
+    log_file = log_path.open("ab")
+    process = subprocess.Popen(
+        [
+            str(REPO / ".venv" / "bin" / "aftershock"),
+            "run",
+            "--metrics-port",
+            str(metrics_port),
+            "--health-port",
+            str(health_port),
+            "--bind",
+            "127.0.0.1",
+            *extra,
+        ],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    op = OperatorProcess(process, metrics_port, health_port, log_path)
+    try:
+        wait_for(lambda: process.poll() is not None or op.healthy(), timeout=60, message="operator /healthz")
+    except AssertionError:
+        op.stop(signal.SIGKILL)
+        raise
+    if process.poll() is not None:
+        raise AssertionError(f"operator exited with {process.returncode}:\n{op.log()[-3000:]}")
+    return op
