@@ -37,7 +37,9 @@ def run(
     ] = False,
     metrics_port: Annotated[int, typer.Option(help="Port for Prometheus /metrics (0 disables).")] = 8080,
     health_port: Annotated[int, typer.Option(help="Port for the liveness endpoint /healthz.")] = 8081,
-    bind: Annotated[str, typer.Option(help="Address the metrics and health endpoints listen on.")] = "0.0.0.0",
+    bind: Annotated[
+        str, typer.Option(help="Address the metrics and health endpoints listen on.")
+    ] = "0.0.0.0",
     operator_namespace: Annotated[
         str | None,
         typer.Option(
@@ -57,7 +59,8 @@ def run(
     if operator_namespace:
         os.environ["AFTERSHOCK_OPERATOR_NAMESPACE"] = operator_namespace
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     kopf.configure(verbose=verbose)
     if metrics_port:
@@ -78,13 +81,15 @@ def _kube() -> Any:
 
 @app.command()
 def status(
-    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the experiments.")] = "default",
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="Namespace of the experiments.")
+    ] = "default",
     runs: Annotated[int, typer.Option(help="How many recent runs to show per experiment.")] = 5,
 ) -> None:
     """Show experiments, their recent runs, and the findings of each run."""
     kube = _kube()
     console = Console()
-    experiments = kube.list("ChaosExperiment", namespace)
+    experiments = kube.list_objects("ChaosExperiment", namespace)
     if not experiments:
         console.print(f"no ChaosExperiments in namespace {namespace}")
         raise typer.Exit(0)
@@ -100,11 +105,13 @@ def status(
             f"p95={rec.get('p95', '-')}s max={rec.get('max', '-')}s"
         )
         table = Table("run", "phase", "verdict", "severity", "recovery (s)", "findings / message")
-        items = kube.list("ChaosRun", namespace, label_selector=f"aftershock.dev/experiment={name}")
+        items = kube.list_objects("ChaosRun", namespace, label_selector=f"aftershock.dev/experiment={name}")
         items.sort(key=lambda r: r["metadata"]["name"])
         for item in items[-runs:]:
             rs = item.get("status") or {}
-            findings = "; ".join(f"[{f['severity']}] {f['title']}: {f['detail']}" for f in rs.get("findings") or [])
+            findings = "; ".join(
+                f"[{f['severity']}] {f['title']}: {f['detail']}" for f in rs.get("findings") or []
+            )
             table.add_row(
                 item["metadata"]["name"],
                 rs.get("phase", "-"),

@@ -70,7 +70,7 @@ class Kube:
                 raise NotFound(f"{kind} {namespace}/{name}") from exc
             raise
 
-    def list(self, kind: str, namespace: str, label_selector: str = "") -> list[Obj]:
+    def list_objects(self, kind: str, namespace: str, label_selector: str = "") -> list[Obj]:
         result = self.custom.list_namespaced_custom_object(
             GROUP, VERSION, namespace, PLURALS[kind], label_selector=label_selector
         )
@@ -179,7 +179,7 @@ class Kube:
         stamp = now()
         event = client.EventsV1Event(
             metadata=client.V1ObjectMeta(
-                generate_name=f"{meta.get('name', 'aftershock')}.", namespace=namespace
+                generate_name=f"{meta.get('name', 'aftershock')}-", namespace=namespace
             ),
             event_time=stamp,
             reporting_controller="aftershock.dev/operator",

@@ -32,7 +32,9 @@ def crds(cluster: Cluster, api: client.ApiClient) -> None:
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(
+    cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
     log_path: Path = tmp_path_factory.mktemp("operator") / "operator.log"
     op = start_operator(cluster.kubeconfig, log_path)
     yield op

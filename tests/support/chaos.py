@@ -29,7 +29,12 @@ def experiment(
         "recovery": {"objective": objective, "timeout": timeout},
     }
     spec.update(extra_spec or {})
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": "ChaosExperiment", "metadata": {"name": name}, "spec": spec}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "ChaosExperiment",
+        "metadata": {"name": name},
+        "spec": spec,
+    }
 
 
 class Chaos:
@@ -46,7 +51,9 @@ class Chaos:
         return result
 
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.objects.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
+        result: dict[str, Any] = self.objects.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, name
+        )
         return result
 
     def runs(self, experiment: str | None = None) -> list[dict[str, Any]]:
@@ -65,6 +72,7 @@ class Chaos:
     def delete(self, plural: str, name: str) -> None:
         self.objects.delete_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
 
-    def events_for(self, api: client.ApiClient, name: str) -> list[client.EventsV1Event]:
-        events = client.EventsV1Api(api).list_namespaced_event(self.namespace).items
-        return [e for e in events if e.regarding and e.regarding.name == name]
+    def events_for(self, api: client.ApiClient, name: str) -> list[client.CoreV1Event]:
+        """Events about one object, read through the core/v1 view (message = the event's note)."""
+        events = client.CoreV1Api(api).list_namespaced_event(self.namespace).items
+        return [e for e in events if e.involved_object and e.involved_object.name == name]

@@ -10,12 +10,17 @@ from kubernetes import client, watch
 
 
 class PodDeletions:
-    """Watches a namespace's pods in a thread; `deleted[uid]` is when the DELETED event arrived."""
+    """Watches a namespace's pods in a thread.
+
+    `deleted[uid]`: when the DELETED event arrived; `ready[uid]`: when a Ready=True state was
+    first seen. Both have millisecond precision, unlike the whole seconds of lastTransitionTime.
+    """
 
     def __init__(self, api: client.ApiClient, namespace: str) -> None:
         self.core = client.CoreV1Api(api)
         self.namespace = namespace
         self.deleted: dict[str, dt.datetime] = {}
+        self.ready: dict[str, dt.datetime] = {}
         self._watch = watch.Watch()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -26,8 +31,11 @@ class PodDeletions:
         for event in self._watch.stream(
             self.core.list_namespaced_pod, self.namespace, resource_version=version, timeout_seconds=600
         ):
+            pod, seen = event["object"], dt.datetime.now(dt.UTC)
             if event["type"] == "DELETED":
-                self.deleted.setdefault(event["object"].metadata.uid, dt.datetime.now(dt.UTC))
+                self.deleted.setdefault(pod.metadata.uid, seen)
+            elif any(c.type == "Ready" and c.status == "True" for c in (pod.status.conditions or [])):
+                self.ready.setdefault(pod.metadata.uid, seen)
 
     def __enter__(self) -> PodDeletions:
         self._thread.start()

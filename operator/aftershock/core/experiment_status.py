@@ -40,9 +40,7 @@ def experiment_status(
         (r for r in runs if not is_terminal(_phase(r) or RunPhase.PENDING)),
         key=lambda r: r["metadata"]["name"],
     )
-    finished = sorted(
-        (r for r in runs if _phase(r) is not None and is_terminal(_phase(r))), key=_finished_key
-    )
+    finished = sorted((r for r in runs if is_terminal(_phase(r) or RunPhase.PENDING)), key=_finished_key)
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "active": [{"name": r["metadata"]["name"]} for r in active],

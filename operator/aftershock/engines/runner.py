@@ -8,6 +8,7 @@ of repeating work: targets are recorded before they are touched, and a target th
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -235,9 +236,13 @@ class RunDriver:
         target_ns = effective_target_namespace(self.namespace, spec.target.namespace)
         unhealthy_at = next((t.unhealthy_at for t in targets if t.unhealthy_at), None)
         fault_kind = _fault_kind(run)
+        # Ready lastTransitionTime has whole-second precision; the start of the last look that
+        # still saw the workload degraded is a tighter lower bound for the recovery moment
+        still_degraded_at = injected_at
         while True:
             if stop.deleted() or stop.exiting():
                 return  # the loop decides between abort and pause
+            looked_at = now()
             workloads = find_workloads(
                 self.kube, str(spec.target.kind), target_ns, spec.target.selector.to_json()
             )
@@ -255,7 +260,7 @@ class RunDriver:
             if unhealthy_at is None and ready_total < desired_total:
                 unhealthy_at = observed_at
             if workloads and all(m is not None for m in moments):
-                recovered = max(m for m in moments if m is not None)
+                recovered = max(still_degraded_at, *(m for m in moments if m is not None))
                 seconds = core_recovery.recovery_seconds(injected_at, recovered)
                 for target in targets:
                     target.unhealthy_at = unhealthy_at or target.injected_at
@@ -277,6 +282,7 @@ class RunDriver:
                 )
                 self._complete(obj, run, targets, seconds, assessment.severity, assessment.findings, message)
                 return
+            still_degraded_at = looked_at
             if observed_at >= give_up:
                 reason = why_not_ready(all_pods) if workloads else "the target workload no longer exists"
                 for target in targets:
@@ -323,10 +329,8 @@ class RunDriver:
         status = run.status.model_copy(
             update={"findings": findings, "severity": severity, "completion_time": now()}
         )
-        try:
+        with contextlib.suppress(NotFound):
             self.transition(obj, run, RunPhase.ABORTED, reason, message, status=status, precondition=False)
-        except NotFound:
-            pass
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -364,6 +368,30 @@ class RunDriver:
         ACTIVE_FAULTS.labels(_fault_kind(run)).dec()
         self.transition(obj, run, RunPhase.COMPLETED, "Completed", message, status=status)
 
+    def _write(self, obj: Obj, status: ChaosRunStatus, precondition: bool, attempts: int = 5) -> None:
+        """Patch status guarded by resourceVersion. Metadata churn (kopf's own annotations and
+        finalizer) also bumps resourceVersion, so on a conflict the write is retried against the
+        fresh object as long as the journal still says what we read; if another writer moved the
+        phase on, the Conflict propagates and the loop re-reads the journal."""
+        expected_phase = _phase_of(obj)
+        rv = obj["metadata"]["resourceVersion"]
+        for _ in range(attempts):
+            try:
+                self.kube.patch_status(
+                    "ChaosRun",
+                    self.namespace,
+                    self.name,
+                    status.to_json(),
+                    resource_version=rv if precondition else None,
+                )
+                return
+            except Conflict:
+                fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+                if _phase_of(fresh) != expected_phase:
+                    raise
+                rv = fresh["metadata"]["resourceVersion"]
+        raise Conflict(f"ChaosRun {self.namespace}/{self.name} kept changing while we wrote it")
+
     def transition(
         self,
         obj: Obj,
@@ -379,13 +407,16 @@ class RunDriver:
         new = (status or run.status).model_copy(update={"phase": phase, "reason": reason, "message": message})
         if phase.is_terminal and new.completion_time is None:
             new = new.model_copy(update={"completion_time": now()})
-        rv = obj["metadata"]["resourceVersion"] if precondition else None
-        self.kube.patch_status("ChaosRun", self.namespace, self.name, new.to_json(), resource_version=rv)
+        self._write(obj, new, precondition)
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
         self.kube.post_event(obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal")
         if phase.is_terminal:
             RUNS.labels(_fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
+
+
+def _phase_of(obj: Obj) -> str | None:
+    return (obj.get("status") or {}).get("phase") or None
 
 
 def _has_phase(obj: Obj) -> bool:

@@ -14,8 +14,14 @@ def refresh_experiment_status(
         experiment = kube.get("ChaosExperiment", namespace, name)
     except NotFound:
         return
-    runs = kube.list("ChaosRun", namespace, label_selector=f"{LABEL_EXPERIMENT}={name}")
-    runs = [r for r in runs if any(o.get("uid") == experiment["metadata"]["uid"] for o in r["metadata"].get("ownerReferences") or [])]
+    runs = kube.list_objects("ChaosRun", namespace, label_selector=f"{LABEL_EXPERIMENT}={name}")
+    runs = [
+        r
+        for r in runs
+        if any(
+            o.get("uid") == experiment["metadata"]["uid"] for o in r["metadata"].get("ownerReferences") or []
+        )
+    ]
     status = experiment_status(
         runs,
         generation=experiment["metadata"].get("generation"),

@@ -10,17 +10,20 @@ from aftershock import API_VERSION, GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
 from aftershock.core.naming import LABEL_EXPERIMENT, run_name
+from aftershock.core.times import parse_time
 from aftershock.handlers.context import get_context
 from aftershock.handlers.experiment_status import refresh_experiment_status
 from aftershock.kube import now
 from aftershock.metrics import RECONCILE_ERRORS
-from aftershock.core.times import parse_time
 
 
 @kopf.on.resume(GROUP, VERSION, "chaosexperiments")
 @kopf.on.create(GROUP, VERSION, "chaosexperiments")
 @kopf.on.update(GROUP, VERSION, "chaosexperiments", field="spec")
-def reconcile_experiment(body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
+def reconcile_experiment(
+    body: kopf.Body, meta: kopf.Meta, name: str, namespace: str | None, **_: Any
+) -> None:
+    assert namespace, "ChaosExperiment is namespaced"
     ctx = get_context()
     try:
         experiment = ChaosExperiment.from_body(body)
@@ -39,12 +42,13 @@ def reconcile_experiment(body: kopf.Body, name: str, namespace: str, **_: Any) -
             return
         # run once: the slot is the experiment's creation time, so the run's name is fixed and a
         # second attempt (a restart, a resync) answers 409 instead of running again
-        created = parse_time(body["metadata"]["creationTimestamp"]) or now()
-        run = {
+        created = parse_time(meta.creation_timestamp) or now()
+        run_obj_name = run_name(name, created)
+        run: dict[str, Any] = {
             "apiVersion": API_VERSION,
             "kind": "ChaosRun",
             "metadata": {
-                "name": run_name(name, created),
+                "name": run_obj_name,
                 "namespace": namespace,
                 "labels": {LABEL_EXPERIMENT: name},
                 "ownerReferences": [
@@ -52,7 +56,7 @@ def reconcile_experiment(body: kopf.Body, name: str, namespace: str, **_: Any) -
                         "apiVersion": API_VERSION,
                         "kind": "ChaosExperiment",
                         "name": name,
-                        "uid": body["metadata"]["uid"],
+                        "uid": meta.uid,
                         "controller": True,
                         "blockOwnerDeletion": True,
                     }
@@ -62,7 +66,7 @@ def reconcile_experiment(body: kopf.Body, name: str, namespace: str, **_: Any) -
         }
         created_run = ctx.kube.create("ChaosRun", namespace, run)
         if created_run is not None:
-            ctx.kube.post_event(dict(body), "RunCreated", f"created run {run['metadata']['name']}")
+            ctx.kube.post_event(dict(body), "RunCreated", f"created run {run_obj_name}")
         refresh_experiment_status(ctx.kube, namespace, name)
     except Exception:
         RECONCILE_ERRORS.labels("ChaosExperiment", "reconcile").inc()

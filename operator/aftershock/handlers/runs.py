@@ -22,7 +22,8 @@ def _active(status: kopf.Status, **_: Any) -> bool:
 
 
 @kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_timeout=30)
-def drive_run(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) -> None:
+def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    assert namespace, "ChaosRun is namespaced"
     ctx = get_context()
     driver = RunDriver(
         ctx.kube, namespace, name, operator_namespace=ctx.operator_namespace, poll_seconds=ctx.poll_seconds
@@ -46,20 +47,21 @@ def drive_run(name: str, namespace: str, stopped: kopf.DaemonStopped, **_: Any) 
 
 
 @kopf.on.delete(GROUP, VERSION, "chaosruns")
-def run_deleted(name: str, namespace: str, status: kopf.Status, **_: Any) -> None:
+def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
     """Abort a run deleted while active (also when no daemon is running for it), then release it."""
     phase = status.get("phase")
     if phase and RunPhase(phase).is_terminal:
         return
+    assert namespace, "ChaosRun is namespaced"
     ctx = get_context()
     driver = RunDriver(ctx.kube, namespace, name, operator_namespace=ctx.operator_namespace)
     driver.drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
 
 
 @kopf.on.field(GROUP, VERSION, "chaosruns", field="status.phase")
-def run_phase_changed(namespace: str, labels: kopf.Labels, **_: Any) -> None:
+def run_phase_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
     experiment = labels.get(LABEL_EXPERIMENT)
-    if not experiment:
+    if not experiment or not namespace:
         return
     try:
         refresh_experiment_status(get_context().kube, namespace, experiment)
