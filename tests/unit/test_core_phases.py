@@ -135,3 +135,11 @@ def test_happy_paths_reach_completed() -> None:
         while (nxt := next_after(path[-1], has_revert=has_revert)) is not None:
             path.append(nxt)
         assert path == expected_path
+
+
+def test_core_reexports_the_api_phases() -> None:
+    from aftershock.api import common
+
+    assert RunPhase is common.RunPhase
+    assert common.TERMINAL_PHASES == TERMINAL
+    assert all(is_terminal(p) == p.is_terminal for p in RunPhase)

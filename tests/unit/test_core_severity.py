@@ -415,3 +415,12 @@ def test_assessment_to_dict() -> None:
             }
         ],
     }
+
+
+def test_core_reexports_the_api_scale() -> None:
+    # One class per concept: what core rates is exactly what the status models hold.
+    from aftershock.api import common
+
+    assert Severity is common.Severity
+    assert Verdict is common.Verdict
+    assert worst is common.worst

@@ -239,3 +239,9 @@ def test_input_not_modified() -> None:
     candidates = [Pod("c"), Pod("a"), Pod("b")]
     select_targets(candidates, "fixed", 2, "s", key=by_name)
     assert names(candidates) == ["c", "a", "b"]
+
+
+def test_core_reexports_the_api_target_mode() -> None:
+    from aftershock.api import experiment
+
+    assert TargetMode is experiment.TargetMode

@@ -8,23 +8,21 @@ change: a finished run is never re-run.
 
 from __future__ import annotations
 
-from enum import StrEnum
+from aftershock.api.common import TERMINAL_PHASES, RunPhase
 
+__all__ = [
+    "TERMINAL",
+    "TRANSITIONS",
+    "InvalidTransition",
+    "RunPhase",
+    "can_transition",
+    "check_transition",
+    "is_terminal",
+    "next_after",
+]
 
-class RunPhase(StrEnum):
-    PENDING = "Pending"
-    INJECTING = "Injecting"
-    OBSERVING = "Observing"
-    REVERTING = "Reverting"
-    COMPLETED = "Completed"
-    ABORTED = "Aborted"
-    SKIPPED = "Skipped"
-    ERRORED = "Errored"
-
-
-TERMINAL: frozenset[RunPhase] = frozenset(
-    {RunPhase.COMPLETED, RunPhase.ABORTED, RunPhase.SKIPPED, RunPhase.ERRORED}
-)
+TERMINAL: frozenset[RunPhase] = TERMINAL_PHASES
+"""The phases a run never leaves; the API's set, under the name core has always used."""
 
 TRANSITIONS: dict[RunPhase, frozenset[RunPhase]] = {
     RunPhase.PENDING: frozenset({RunPhase.INJECTING, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED}),
@@ -49,7 +47,8 @@ class InvalidTransition(ValueError):
 
 
 def is_terminal(phase: RunPhase | str) -> bool:
-    return RunPhase(phase) in TERMINAL
+    """Function form of ``RunPhase.is_terminal`` that also accepts the phase as a string."""
+    return RunPhase(phase).is_terminal
 
 
 def can_transition(current: RunPhase | str, new: RunPhase | str) -> bool:

@@ -14,68 +14,25 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
+# The scale and the verdict are the API's own enums (one class each, so a core Severity *is* the
+# Severity a status model holds); this module re-exports them with `worst` for its callers.
+from aftershock.api.common import Severity, Verdict, worst
 
-class Severity(StrEnum):
-    """How bad a finding (or a run) is. Members compare by rank, not alphabetically."""
-
-    NONE = "none"
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-    CRITICAL = "critical"
-
-    @property
-    def rank(self) -> int:
-        """0 for none up to 4 for critical."""
-        return _RANK[self]
-
-    # str already orders lexicographically ("critical" < "none"), which would be silently wrong
-    # for max()/sorted(); these overrides compare by rank. Plain strings are accepted when they
-    # name a severity, anything else raises.
-    def __lt__(self, other: object) -> bool:
-        return self.rank < _coerce(other).rank
-
-    def __le__(self, other: object) -> bool:
-        return self.rank <= _coerce(other).rank
-
-    def __gt__(self, other: object) -> bool:
-        return self.rank > _coerce(other).rank
-
-    def __ge__(self, other: object) -> bool:
-        return self.rank >= _coerce(other).rank
-
-
-_RANK: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
-
-
-def _coerce(value: object) -> Severity:
-    if isinstance(value, Severity):
-        return value
-    if isinstance(value, str):
-        return Severity(value)
-    raise TypeError(f"cannot compare Severity with {type(value).__name__}")
-
-
-def worst(severities: Iterable[Severity | str]) -> Severity:
-    """The highest-ranked severity; ``none`` for an empty iterable (nothing seen, nothing wrong)."""
-    result = Severity.NONE
-    for s in severities:
-        sev = Severity(s)
-        if sev.rank > result.rank:
-            result = sev
-    return result
-
-
-class Verdict(StrEnum):
-    """Only Completed runs get a verdict (DESIGN.md)."""
-
-    PASSED = "Passed"
-    FAILED = "Failed"
+__all__ = [
+    "Assessment",
+    "Finding",
+    "RecoveryObservation",
+    "Severity",
+    "Verdict",
+    "assess",
+    "format_seconds",
+    "verdict_for",
+    "worst",
+]
 
 
 def verdict_for(severity: Severity | str) -> Verdict:

@@ -11,17 +11,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from enum import StrEnum
 from typing import TypeVar
 
+from aftershock.api.experiment import TargetMode
+
+__all__ = ["TargetMode", "TargetSelectionError", "count_for_mode", "select_targets"]
+
 T = TypeVar("T")
-
-
-class TargetMode(StrEnum):
-    ONE = "one"
-    FIXED = "fixed"
-    PERCENT = "percent"
-    ALL = "all"
 
 
 class TargetSelectionError(Exception):
