@@ -49,24 +49,44 @@ CASES: list[tuple[str, Mutation, str]] = [
         'unknown field "spec.fault.nodeDrain"',
     ),
     ("percent 0", lambda b: b["spec"]["target"].update(mode="percent", value=0), "percentage from 1 to 100"),
-    ("percent 101", lambda b: b["spec"]["target"].update(mode="percent", value=101), "percentage from 1 to 100"),
+    (
+        "percent 101",
+        lambda b: b["spec"]["target"].update(mode="percent", value=101),
+        "percentage from 1 to 100",
+    ),
     ("percent without value", _set("spec.target.mode", "percent"), "percentage from 1 to 100"),
     ("fixed 0", lambda b: b["spec"]["target"].update(mode="fixed", value=0), "count of at least 1"),
     ("value with mode one", _set("spec.target.value", 2), "value must not be set when mode is one"),
     ("negative duration", _set("spec.recovery.timeout", "-5m"), "spec.recovery.timeout"),
     ("malformed duration", _set("spec.recovery.objective", "5 minutes"), "spec.recovery.objective"),
-    ("objective longer than timeout", _set("spec.recovery", {"objective": "10m", "timeout": "1m"}), "must not be longer than recovery.timeout"),
-    ("unknown target kind", _set("spec.target.kind", "CronJob"), "Unsupported value: \"CronJob\""),
-    ("unknown mode", _set("spec.target.mode", "most"), "Unsupported value: \"most\""),
-    ("target in kube-system", _set("spec.target.namespace", "kube-system"), "kube-system is a system namespace"),
-    ("target in kube-node-lease", _set("spec.target.namespace", "kube-node-lease"), "kube-node-lease is a system namespace"),
+    (
+        "objective longer than timeout",
+        _set("spec.recovery", {"objective": "10m", "timeout": "1m"}),
+        "must not be longer than recovery.timeout",
+    ),
+    ("unknown target kind", _set("spec.target.kind", "CronJob"), 'Unsupported value: "CronJob"'),
+    ("unknown mode", _set("spec.target.mode", "most"), 'Unsupported value: "most"'),
+    (
+        "target in kube-system",
+        _set("spec.target.namespace", "kube-system"),
+        "kube-system is a system namespace",
+    ),
+    (
+        "target in kube-node-lease",
+        _set("spec.target.namespace", "kube-node-lease"),
+        "kube-node-lease is a system namespace",
+    ),
     ("empty selector", _set("spec.target.selector", {}), "target.selector must not be empty"),
     ("no target", _drop("spec.target"), "spec.target: Required value"),
-    ("malformed cron", _set("spec.schedule", "every day at noon"), "schedule must be a 5-field cron expression"),
+    (
+        "malformed cron",
+        _set("spec.schedule", "every day at noon"),
+        "schedule must be a 5-field cron expression",
+    ),
     ("empty time zone", _set("spec.timeZone", ""), "timeZone must be an IANA time zone name"),
     ("name too long", _set("metadata.name", "x" * 53), "metadata.name must be at most 52 characters"),
     ("negative history limit", _set("spec.successfulRunsHistoryLimit", -1), "successfulRunsHistoryLimit"),
-    ("bad concurrency policy", _set("spec.concurrencyPolicy", "Sometimes"), "Unsupported value: \"Sometimes\""),
+    ("bad concurrency policy", _set("spec.concurrencyPolicy", "Sometimes"), 'Unsupported value: "Sometimes"'),
     ("negative grace period", _set("spec.fault.podDelete.gracePeriodSeconds", -1), "gracePeriodSeconds"),
 ]
 
@@ -89,7 +109,9 @@ def test_invalid_experiment_is_rejected_with_a_clear_message(
     assert stored == []
 
 
-def test_valid_experiment_from_the_design_is_accepted(api: client.ApiClient, namespace: str, crds: None) -> None:
+def test_valid_experiment_from_the_design_is_accepted(
+    api: client.ApiClient, namespace: str, crds: None
+) -> None:
     body = experiment("checkout-pod-delete", app="checkout", mode="percent", value=50)
     body["spec"].update(
         schedule="*/30 9-17 * * 1-5",

@@ -26,6 +26,12 @@ class PodDeletions:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
+        try:
+            self._follow()
+        except Exception:  # stop() closes the stream mid-read; the records taken so far stand
+            self._ready.set()
+
+    def _follow(self) -> None:
         version = self.core.list_namespaced_pod(self.namespace).metadata.resource_version
         self._ready.set()
         for event in self._watch.stream(

@@ -52,3 +52,9 @@ def test_matches_follows_kubernetes_semantics() -> None:
     assert not matches(selector, {"env": "prod"})
     assert matches(None, {"anything": "x"})
     assert matches({"matchExpressions": [{"key": "team", "operator": "Exists"}]}, {"team": ""})
+
+
+def test_live_selectors_render_beyond_the_api_models_size_limits() -> None:
+    # A workload's own selector is not bound by the ChaosExperiment schema's limits.
+    labels = {f"k{i:03}": "v" for i in range(100)}
+    assert to_label_selector({"matchLabels": labels}) == ",".join(f"k{i:03}=v" for i in range(100))

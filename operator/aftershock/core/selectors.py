@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from aftershock.api.common import LabelSelector, LabelSelectorOperator, LabelSelectorRequirement
+
 
 class SelectorError(ValueError):
     """The selector cannot be expressed; the message says which part and why."""
@@ -14,28 +16,27 @@ def to_label_selector(selector: Mapping[str, Any] | None) -> str:
     """Render a LabelSelector; an empty selector renders as "" (which selects everything).
 
     Callers that must never select everything check `is_empty` first: for chaos targets an
-    empty selector is a mistake, not a wildcard.
+    empty selector is a mistake, not a wildcard. The rendering is the API model's
+    (``LabelSelector.to_query``); this function only checks a raw selector (e.g. a live
+    workload's ``spec.selector``) the way that rendering needs, without the model's size limits.
     """
     if not selector:
         return ""
-    parts = [f"{key}={value}" for key, value in sorted((selector.get("matchLabels") or {}).items())]
+    requirements: list[LabelSelectorRequirement] = []
     for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], sorted(expr.get("values") or [])
-        if op == "In":
-            if not values:
-                raise SelectorError(f"matchExpressions for '{key}': operator In needs at least one value")
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            if not values:
-                raise SelectorError(f"matchExpressions for '{key}': operator NotIn needs at least one value")
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-        else:
-            raise SelectorError(f"matchExpressions for '{key}': unknown operator '{op}'")
-    return ",".join(parts)
+        key, op, values = expr["key"], expr["operator"], list(expr.get("values") or [])
+        try:
+            operator = LabelSelectorOperator(op)
+        except ValueError:
+            raise SelectorError(f"matchExpressions for '{key}': unknown operator '{op}'") from None
+        if operator in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN) and not values:
+            raise SelectorError(f"matchExpressions for '{key}': operator {op} needs at least one value")
+        requirements.append(
+            LabelSelectorRequirement.model_construct(key=key, operator=operator, values=values)
+        )
+    return LabelSelector.model_construct(
+        match_labels=dict(selector.get("matchLabels") or {}), match_expressions=requirements
+    ).to_query()
 
 
 def is_empty(selector: Mapping[str, Any] | None) -> bool:
