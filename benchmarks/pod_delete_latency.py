@@ -13,6 +13,7 @@ Needs the local cluster (make cluster-up) or KUBECONFIG pointing at one, and the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import platform
@@ -77,10 +78,9 @@ class Recorder:
 
     @staticmethod
     def _quietly(target: Any) -> None:
-        try:
+        # a watch closed by stop() ends with a protocol error; nothing to report
+        with contextlib.suppress(Exception):
             target()
-        except Exception:  # a watch closed by stop() ends with a protocol error; nothing to report
-            pass
 
     def start(self) -> None:
         for target in (self._pods, self._runs):
