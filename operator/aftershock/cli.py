@@ -46,6 +46,17 @@ def run(
             envvar="AFTERSHOCK_OPERATOR_NAMESPACE", help="The operator's own namespace; never a chaos target."
         ),
     ] = None,
+    identity: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_OPERATOR_ID",
+            help="Identity written into the runs this process claims (default: pod name, else host-pid).",
+        ),
+    ] = None,
+    sweep_interval: Annotated[
+        float,
+        typer.Option(envvar="AFTERSHOCK_SWEEP_SECONDS", help="Seconds between sweeps for left-over faults."),
+    ] = 10.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator until interrupted."""
@@ -58,6 +69,9 @@ def run(
         raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
     if operator_namespace:
         os.environ["AFTERSHOCK_OPERATOR_NAMESPACE"] = operator_namespace
+    if identity:
+        os.environ["AFTERSHOCK_OPERATOR_ID"] = identity
+    os.environ["AFTERSHOCK_SWEEP_SECONDS"] = str(sweep_interval)
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

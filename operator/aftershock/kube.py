@@ -54,6 +54,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.events = client.EventsV1Api(api)
+        self.networking = client.NetworkingV1Api(api)
 
     def _plain(self, obj: object) -> Obj:
         return cast(Obj, self.api.sanitize_for_serialization(obj))
@@ -169,6 +170,68 @@ class Kube:
             if exc.status in (404, 409):  # gone, or the name now belongs to a replacement
                 return False
             raise
+
+    def patch_pod_labels(
+        self, namespace: str, name: str, uid: str | None, labels: dict[str, str | None]
+    ) -> bool:
+        """Merge labels into exactly this pod (a None value removes the label). False if it is gone."""
+        body: Obj = {"metadata": {"labels": labels}}
+        if uid:
+            body["metadata"]["uid"] = uid  # precondition: never label a same-named replacement
+        try:
+            self.core.patch_namespaced_pod(name, namespace, body)
+            return True
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+
+    def list_pods_everywhere(self, label_selector: str) -> list[Obj]:
+        items = self.core.list_pod_for_all_namespaces(label_selector=label_selector).items
+        return [self._plain(item) for item in items]
+
+    # --- network policies ----------------------------------------------------------------
+
+    def create_network_policy(self, namespace: str, body: Obj) -> bool:
+        """Create; False when it already exists (409: injected before)."""
+        try:
+            self.networking.create_namespaced_network_policy(namespace, body)
+            return True
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+
+    def list_network_policies(self, label_selector: str, namespace: str | None = None) -> list[Obj]:
+        if namespace is None:
+            items = self.networking.list_network_policy_for_all_namespaces(
+                label_selector=label_selector
+            ).items
+        else:
+            items = self.networking.list_namespaced_network_policy(
+                namespace, label_selector=label_selector
+            ).items
+        return [self._plain(item) for item in items]
+
+    def delete_network_policy(self, namespace: str, name: str) -> None:
+        """Delete; already gone is fine (reverts must be idempotent)."""
+        try:
+            self.networking.delete_namespaced_network_policy(name, namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def list_runs_everywhere(self) -> list[Obj]:
+        result = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS["ChaosRun"])
+        return cast(list[Obj], result.get("items", []))
+
+    def patch_spec(self, kind: str, namespace: str, name: str, spec: Mapping[str, Any]) -> Obj:
+        return cast(
+            Obj,
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURALS[kind], name, {"spec": dict(spec)}
+            ),
+        )
 
     # --- events --------------------------------------------------------------------------
 

@@ -106,7 +106,9 @@ def test_target_in_another_namespace_is_skipped_and_untouched(
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
     try:
         client.AppsV1Api(api).create_namespaced_deployment(other, deployment("victim", replicas=1))
-        wait_for(lambda: any(is_ready(p) for p in pods_of(api, other, "victim")), timeout=60, message="Ready pod")
+        wait_for(
+            lambda: any(is_ready(p) for p in pods_of(api, other, "victim")), timeout=60, message="Ready pod"
+        )
         before = {p.metadata.uid for p in pods_of(api, other, "victim")}
         body = experiment("elsewhere", app="victim")
         body["spec"]["target"]["namespace"] = other

@@ -310,7 +310,8 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
     ),
     ("empty schedule", with_spec(schedule=""), "schedule must be a 5-field cron expression"),
     ("short schedule", with_spec(schedule="* * *"), "schedule must be a 5-field cron expression"),
-    ("unknown macro", with_spec(schedule="@every 5m"), "or one of @yearly"),
+    ("unknown macro", with_spec(schedule="@fortnightly"), "one of @yearly"),
+    ("@every without a duration", with_spec(schedule="@every soon"), "@every <duration>"),
     ("empty timeZone", with_spec(timeZone=""), "timeZone must be an IANA time zone name"),
     (
         "node target",
@@ -372,7 +373,7 @@ def test_fields_populate_by_name_and_alias() -> None:
 
 
 def test_fault_kinds_are_derived_from_the_model() -> None:
-    assert FAULT_KINDS == ("podDelete",)
+    assert FAULT_KINDS == ("podDelete", "networkPartition")
     assert set(FAULT_KINDS) <= set(KNOWN_FAULT_KINDS)
     assert set(FAULT_KINDS) == {f.alias for n, f in Fault.model_fields.items() if n not in Fault.SETTINGS}
 

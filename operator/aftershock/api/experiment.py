@@ -34,8 +34,14 @@ MAX_NAME_LENGTH: Final = 52
 """Run names are ``<experiment>-<unix seconds>`` (11 more characters) and must fit in 63."""
 
 SCHEDULE_MACROS: Final = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-SCHEDULE_PATTERN: Final = r"^\s*(@(" + "|".join(m[1:] for m in SCHEDULE_MACROS) + r")|\S+(\s+\S+){4})\s*$"
-"""Shape of a schedule: five cron fields or a macro. Parsing the fields is the scheduler's job."""
+SCHEDULE_PATTERN: Final = (
+    r"^\s*(@("
+    + "|".join(m[1:] for m in SCHEDULE_MACROS)
+    + r")|@every\s+([0-9]+(\.[0-9]+)?(h|m|s|ms))+|\S+(\s+\S+){4})\s*$"
+)
+"""Shape of a schedule: five cron fields, a macro, or ``@every <duration>``. Parsing the fields
+(ranges, steps, whether a time zone exists) is the scheduler's job; it reports problems as a
+Stalled condition."""
 
 NAME_RULE: Final = CelRule(
     rule=f"size(self.metadata.name) <= {MAX_NAME_LENGTH}",
@@ -44,8 +50,9 @@ NAME_RULE: Final = CelRule(
 )
 SCHEDULE_RULE: Final = CelRule(
     rule=f"self.matches(r'{SCHEDULE_PATTERN}')",
-    message="schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week)"
-    f" or one of {', '.join(SCHEDULE_MACROS)}; omit it to run the experiment once",
+    message="schedule must be a 5-field cron expression (minute hour day-of-month month day-of-week),"
+    f" one of {', '.join(SCHEDULE_MACROS)}, or @every <duration> such as @every 5m;"
+    " omit it to run the experiment once",
 )
 NAMESPACE_RULE: Final = CelRule(
     rule="!(self in [" + ", ".join(f"'{ns}'" for ns in SYSTEM_NAMESPACES) + "])",
@@ -167,8 +174,34 @@ class PodDelete(ApiModel):
     )
 
 
+class PartitionDirection(StrEnum):
+    """Which traffic of the target pods a network partition cuts."""
+
+    INGRESS = "Ingress"
+    EGRESS = "Egress"
+    BOTH = "Both"
+
+
+class NetworkPartition(ApiModel):
+    """Isolate the target pods with a NetworkPolicy that allows nothing, for fault.duration."""
+
+    direction: PartitionDirection = Field(
+        default=PartitionDirection.BOTH,
+        description="Ingress, Egress or Both (default): the traffic directions that are cut.",
+    )
+
+
+SUSTAINED_FAULT_KINDS: Final = ("networkPartition",)
+"""Faults held for fault.duration and then reverted; they need a duration."""
+
+SUSTAINED_DURATION_RULE: Final = CelRule(
+    rule="!(" + " || ".join(f"has(self.{k})" for k in SUSTAINED_FAULT_KINDS) + ") || has(self.duration)",
+    message="fault.duration is required for sustained faults (" + ", ".join(SUSTAINED_FAULT_KINDS) + ")",
+)
+
+
 def _fault_schema_extra(schema: dict[str, Any]) -> None:
-    schema.update(validations(fault_one_of_rule()))
+    schema.update(validations(fault_one_of_rule(), SUSTAINED_DURATION_RULE))
 
 
 class Fault(ApiModel):
@@ -188,6 +221,11 @@ class Fault(ApiModel):
         " Ignored by one-shot faults such as podDelete.",
     )
     pod_delete: PodDelete | None = Field(default=None, description="Delete the target pods.")
+    network_partition: NetworkPartition | None = Field(
+        default=None,
+        description="Cut the target pods off the network with a NetworkPolicy for fault.duration"
+        " (requires a network plugin that enforces NetworkPolicy).",
+    )
 
     @property
     def duration_delta(self) -> timedelta | None:
@@ -202,6 +240,8 @@ class Fault(ApiModel):
     def _exactly_one_kind(self) -> Fault:
         if sum(getattr(self, attr) is not None for attr in _FAULT_FIELDS.values()) != 1:
             raise ValueError(fault_one_of_rule().error())
+        if self.kind in SUSTAINED_FAULT_KINDS and self.duration is None:
+            raise ValueError(SUSTAINED_DURATION_RULE.error())
         return self
 
 
@@ -359,6 +399,27 @@ class RunSummary(ApiModel):
     recovery_seconds: RecoveryStats | None = Field(default=None, description="Recovery time statistics.")
 
 
+class RetiredHistory(ApiModel):
+    """Totals of runs already removed by the history limits, so the summary outlives them."""
+
+    runs: int = Field(default=0, ge=0, description="Finished runs that were garbage-collected.")
+    passed: int = Field(default=0, ge=0, description="Of those, Completed with verdict Passed.")
+    failed: int = Field(default=0, ge=0, description="Of those, Completed with verdict Failed.")
+    errored: int = Field(default=0, ge=0, description="Of those, Errored.")
+    worst_severity: Severity | None = Field(default=None, description="The worst severity among them.")
+    recovery_samples: list[float] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Recovery times of the most recent of them, for the summary's percentiles.",
+    )
+    folded_runs: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Names of the most recently retired runs (so a run is never counted twice).",
+        json_schema_extra={"items": {"type": "string", "maxLength": 253}},
+    )
+
+
 class ChaosExperimentStatus(ApiModel):
     """The observed state of the experiment, written by the operator."""
 
@@ -382,6 +443,9 @@ class ChaosExperimentStatus(ApiModel):
     active: list[RunReference] = Field(default_factory=list, description="Runs that have not finished yet.")
     last_run: LastRun | None = Field(default=None, description="The most recently finished run.")
     summary: RunSummary | None = Field(default=None, description="Totals over finished runs.")
+    history: RetiredHistory | None = Field(
+        default=None, description="Totals of finished runs already removed by the history limits."
+    )
 
 
 class ChaosExperiment(ResourceModel):

@@ -135,6 +135,20 @@ class ChaosRunStatus(ApiModel):
         description="When the run must be finished; past it, the fault is reverted and the run ends.",
     )
     completion_time: AwareDatetime | None = Field(default=None, description="When the run finished.")
+    claimed_by: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Identity of the operator process driving this run; written with a"
+        " resourceVersion precondition before injecting, so two operators never inject the same run.",
+    )
+    heartbeat_time: AwareDatetime | None = Field(
+        default=None,
+        description="Renewed by the claiming operator while the run is active; a stale heartbeat"
+        " lets another operator take the run over.",
+    )
+    reverted_at: AwareDatetime | None = Field(
+        default=None, description="When a sustained fault was reverted (recovery is measured from here)."
+    )
     targets: list[TargetRecord] = Field(
         default_factory=list, description="The objects the run acted on, recorded before acting."
     )

@@ -28,6 +28,7 @@ class InjectContext:
     run_namespace: str
     run_uid: str
     fault: Fault
+    target_namespace: str
 
 
 class FaultEngine(Protocol):

@@ -3,26 +3,37 @@
 Every phase is written to the run's status *before* its side effect (the journal), with a
 resourceVersion precondition, so a crashed or competing operator resumes from the journal instead
 of repeating work: targets are recorded before they are touched, and a target that already has
-`injectedAt` is never injected again. Decisions (which targets, how bad) come from `core`.
+`injectedAt` is never injected again.
+
+Ownership: the Pending → Injecting write carries `claimedBy` (this operator's identity) under a
+resourceVersion precondition, so of two operators exactly one claims a run; the other only
+watches. The claimant renews `heartbeatTime`; when it stops (crash, eviction) for longer than the
+lease, another operator — or the same one restarted — takes the run over, again under a
+precondition. Past `status.deadline` a run is reverted and closed whoever finds it.
+
+Decisions (which targets, how bad) come from `core`; all I/O goes through `kube.Kube`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from aftershock.api.common import Finding, RunPhase, Severity, Verdict
 from aftershock.api.durations import parse_duration
-from aftershock.api.run import ChaosRun, ChaosRunStatus, TargetRecord
+from aftershock.api.experiment import ChaosExperiment
+from aftershock.api.run import ChaosRun, ChaosRunSpec, ChaosRunStatus, TargetRecord
 from aftershock.core import recovery as core_recovery
 from aftershock.core.safety import check_target_namespace, effective_target_namespace
 from aftershock.core.selectors import is_empty
+from aftershock.core.severity import Finding as CoreFinding
 from aftershock.core.severity import RecoveryObservation, assess, format_seconds
 from aftershock.core.targets import TargetSelectionError, select_targets
+from aftershock.core.times import parse_time
 from aftershock.engines.base import EngineError, FaultEngine, InjectContext
+from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
 from aftershock.engines.workloads import (
     Workload,
@@ -37,9 +48,16 @@ from aftershock.metrics import ACTIVE_FAULTS, DETECTION_LAG, INJECTIONS, RECOVER
 
 log = logging.getLogger(__name__)
 
-ENGINES: dict[str, FaultEngine] = {"podDelete": PodDeleteEngine()}
+ENGINES: dict[str, FaultEngine] = {
+    "podDelete": PodDeleteEngine(),
+    "networkPartition": NetworkPartitionEngine(),
+}
 DEADLINE_GRACE = dt.timedelta(minutes=1)
+LEASE = dt.timedelta(seconds=15)
+HEARTBEAT = dt.timedelta(seconds=5)
 WARNING_PHASES = {RunPhase.ERRORED, RunPhase.ABORTED}
+SKIP_REASON_ANNOTATION = "aftershock.dev/skip-reason"
+SKIP_MESSAGE_ANNOTATION = "aftershock.dev/skip-message"
 
 
 @dataclass
@@ -56,10 +74,16 @@ class Stop:
 
 
 class Abort(Exception):
+    """The run cannot proceed; it ends Errored with this reason (nothing more is injected)."""
+
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class LostClaim(Exception):
+    """Another operator took the run over; this one stops driving it."""
 
 
 class RunDriver:
@@ -69,14 +93,19 @@ class RunDriver:
         namespace: str,
         name: str,
         *,
+        identity: str = "aftershock",
         operator_namespace: str | None = None,
         poll_seconds: float = 0.25,
+        clock: Callable[[], dt.datetime] = now,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name
+        self.identity = identity
         self.operator_namespace = operator_namespace
         self.poll = poll_seconds
+        self.now = clock
+        self._last_heartbeat: dt.datetime | None = None
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -88,7 +117,8 @@ class RunDriver:
             except NotFound:
                 return
             run = ChaosRun.from_body(obj)
-            phase = RunPhase((obj.get("status") or {}).get("phase") or "") if _has_phase(obj) else None
+            raw_phase = _phase_of(obj)
+            phase = RunPhase(raw_phase) if raw_phase else None
             if phase is not None and phase.is_terminal:
                 return
             if obj["metadata"].get("deletionTimestamp") or stop.deleted():
@@ -97,6 +127,16 @@ class RunDriver:
             if stop.exiting():
                 return
             try:
+                if phase in (RunPhase.INJECTING, RunPhase.OBSERVING, RunPhase.REVERTING):
+                    if self._past_deadline(run):
+                        self.close_after_deadline(obj, run)
+                        continue
+                    if run.status.claimed_by != self.identity:
+                        if not self._claim_is_stale(run):
+                            stop.wait(1.0)  # someone else drives it; watch until it ends or goes stale
+                            continue
+                        self.take_over(obj, run)
+                        continue
                 if phase is None:
                     self.start(obj, run)
                 elif phase is RunPhase.PENDING:
@@ -106,26 +146,88 @@ class RunDriver:
                 elif phase is RunPhase.OBSERVING:
                     self.observe(obj, run, stop)
                 elif phase is RunPhase.REVERTING:
-                    self.finish_revert(obj, run)
+                    self.revert_and_recover(obj, run, stop)
             except Conflict:
                 log.info("run %s/%s changed while we wrote it; re-reading", self.namespace, self.name)
+            except LostClaim:
+                log.info("run %s/%s was taken over by another operator", self.namespace, self.name)
             except NotFound:
                 return
-            except EngineError as exc:
-                self.transition(obj, run, RunPhase.ERRORED, exc.reason, exc.message)
-            except Abort as exc:
-                self.transition(obj, run, RunPhase.ERRORED, exc.reason, exc.message)
+            except (EngineError, Abort) as exc:
+                self._error(obj, run, exc.reason, exc.message)
+
+    # --- ownership -----------------------------------------------------------------------
+
+    def _past_deadline(self, run: ChaosRun) -> bool:
+        return run.status.deadline is not None and self.now() > run.status.deadline
+
+    def _claim_is_stale(self, run: ChaosRun) -> bool:
+        beat = run.status.heartbeat_time
+        return beat is None or self.now() - beat > LEASE
+
+    def take_over(self, obj: Obj, run: ChaosRun) -> None:
+        previous = run.status.claimed_by or "nobody"
+        status = run.status.model_copy(update={"claimed_by": self.identity, "heartbeat_time": self.now()})
+        self._patch(obj, status, precondition=True)  # only one contender wins the stale claim
+        log.info("run %s/%s: took over from %s (heartbeat stale)", self.namespace, self.name, previous)
+
+    def _heartbeat(self, force: bool = False) -> None:
+        """Renew the claim; raises LostClaim if another operator holds it now."""
+        moment = self.now()
+        if not force and self._last_heartbeat and moment - self._last_heartbeat < HEARTBEAT:
+            return
+        fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+        if (fresh.get("status") or {}).get("claimedBy") != self.identity:
+            raise LostClaim(self.name)
+        self.kube.patch_status(
+            "ChaosRun",
+            self.namespace,
+            self.name,
+            {"heartbeatTime": moment.isoformat().replace("+00:00", "Z")},
+            resource_version=fresh["metadata"]["resourceVersion"],
+        )
+        self._last_heartbeat = moment
 
     # --- steps ---------------------------------------------------------------------------
 
     def start(self, obj: Obj, run: ChaosRun) -> None:
+        annotations = obj["metadata"].get("annotations") or {}
+        if SKIP_REASON_ANNOTATION in annotations:  # created only to record a skipped slot
+            self.transition(
+                obj,
+                run,
+                RunPhase.SKIPPED,
+                annotations[SKIP_REASON_ANNOTATION],
+                annotations.get(SKIP_MESSAGE_ANNOTATION, "the slot was skipped"),
+            )
+            return
+        if not run.spec.is_complete():
+            self.fill_spec(obj, run)
+            return
         spec = run.spec
-        if spec.fault is None or spec.recovery is None or spec.target is None:
-            raise Abort("IncompleteSpec", "the run's spec has no target, fault or recovery to carry out")
+        assert spec.fault is not None and spec.recovery is not None
         held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
-        deadline = now() + held + parse_duration(spec.recovery.timeout) + DEADLINE_GRACE
+        deadline = self.now() + held + parse_duration(spec.recovery.timeout) + DEADLINE_GRACE
         status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
         self.transition(obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status)
+
+    def fill_spec(self, obj: Obj, run: ChaosRun) -> None:
+        """A run made by hand names only its experiment: copy the rest from it (once; frozen after)."""
+        try:
+            experiment = ChaosExperiment.from_body(
+                self.kube.get("ChaosExperiment", self.namespace, run.spec.experiment)
+            )
+        except NotFound as exc:
+            raise Abort(
+                "ExperimentNotFound",
+                f"ChaosExperiment {run.spec.experiment} does not exist in namespace {self.namespace}; nothing was injected",
+            ) from exc
+        scheduled = (
+            run.spec.scheduled_time or parse_time(obj["metadata"].get("creationTimestamp")) or self.now()
+        )
+        full = ChaosRunSpec.from_experiment(run.spec.experiment, experiment.spec, scheduled)
+        merged = {**full.to_json(), **{k: v for k, v in run.spec.to_json().items() if v is not None}}
+        self.kube.patch_spec("ChaosRun", self.namespace, self.name, merged)
 
     def prepare(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
         spec = run.spec
@@ -136,6 +238,7 @@ class RunDriver:
         if refusal:
             self.transition(obj, run, RunPhase.SKIPPED, "TargetNotAllowed", refusal)
             return
+        self._engine(run)  # an unsupported fault ends Errored before anything is resolved
         selector = target.selector.to_json()
         if is_empty(selector):
             raise Abort("EmptySelector", "target.selector is empty; refusing to target every workload")
@@ -171,14 +274,25 @@ class RunDriver:
         ]
         names = ", ".join(r.name for r in records)
         if spec.dry_run:
-            status = run.status.model_copy(update={"targets": records, "completion_time": now()})
+            status = run.status.model_copy(update={"targets": records})
             self.transition(
                 obj, run, RunPhase.COMPLETED, "DryRun", f"dry run: would inject into {names}", status=status
             )
             return
-        status = run.status.model_copy(update={"targets": records, "start_time": now()})
-        fault_kind = _fault_kind(run)
-        self.transition(obj, run, RunPhase.INJECTING, "Injecting", f"{fault_kind} on {names}", status=status)
+        moment = self.now()
+        status = run.status.model_copy(
+            update={
+                "targets": records,
+                "start_time": moment,
+                "claimed_by": self.identity,
+                "heartbeat_time": moment,
+            }
+        )
+        # the claim: of two operators writing this transition from the same journal, one wins
+        self.transition(
+            obj, run, RunPhase.INJECTING, "Injecting", f"{_fault_kind(run)} on {names}", status=status
+        )
+        self._last_heartbeat = moment
 
     def _wait_steady(self, workloads: list[Workload], limit: dt.timedelta, stop: Stop) -> list[Obj] | None:
         """Ready candidate pods once every workload is at its desired Ready count.
@@ -186,7 +300,7 @@ class RunDriver:
         Injecting into a workload that is already degraded would measure nothing, so the run waits
         (bounded) for steady state, then gives up with an Errored run rather than guessing.
         """
-        give_up = now() + min(limit, dt.timedelta(minutes=2))
+        give_up = self.now() + min(limit, dt.timedelta(minutes=2))
         while True:
             candidates: list[Obj] = []
             lagging: list[str] = []
@@ -200,7 +314,7 @@ class RunDriver:
                 candidates.extend(ready)
             if not lagging:
                 return candidates
-            if now() >= give_up:
+            if self.now() >= give_up:
                 raise Abort("TargetNotSteady", f"{'; '.join(lagging)} before injection; nothing was injected")
             if stop.deleted() or stop.exiting():
                 return None
@@ -208,41 +322,81 @@ class RunDriver:
 
     def inject(self, obj: Obj, run: ChaosRun) -> None:
         engine = self._engine(run)
-        assert run.spec.fault is not None
-        ctx = InjectContext(self.kube, self.name, self.namespace, run.uid or "", run.spec.fault)
+        ctx = self._context(run)
         targets = [t.model_copy() for t in run.status.targets]
         for target in targets:
             if target.injected_at is not None:
                 continue  # journaled as done: never inject twice
             applied = engine.inject(ctx, target)
-            target.injected_at = applied or now()
+            target.injected_at = applied or self.now()
             INJECTIONS.labels(engine.kind).inc()
-        status = run.status.model_copy(update={"targets": targets})
+        status = run.status.model_copy(update={"targets": targets, "heartbeat_time": self.now()})
         ACTIVE_FAULTS.labels(engine.kind).inc()
-        self.transition(
-            obj, run, RunPhase.OBSERVING, "Observing", "waiting for the targets to recover", status=status
+        what = (
+            f"holding the fault for {run.spec.fault.duration}"
+            if engine.sustained and run.spec.fault and run.spec.fault.duration
+            else "waiting for the targets to recover"
         )
+        self.transition(obj, run, RunPhase.OBSERVING, "Observing", what, status=status)
 
     def observe(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
+        engine = self._engine(run)
+        injected = [t.injected_at for t in run.status.targets if t.injected_at is not None]
+        injected_at = min(injected) if injected else self.now()
+        if engine.sustained:
+            self._hold(obj, run, stop, injected_at)
+            return
+        deleted = {t.uid for t in run.status.targets if t.uid}
+        self._await_recovery(obj, run, stop, since=injected_at, deleted=deleted)
+
+    def _hold(self, obj: Obj, run: ChaosRun, stop: Stop, injected_at: dt.datetime) -> None:
+        """Keep a sustained fault in place for fault.duration, then journal Reverting."""
+        assert run.spec.fault is not None
+        until = injected_at + (
+            parse_duration(run.spec.fault.duration) if run.spec.fault.duration else dt.timedelta(0)
+        )
+        while self.now() < until:
+            if stop.deleted() or stop.exiting():
+                return
+            self._heartbeat()
+            stop.wait(min(self.poll * 4, max(0.0, (until - self.now()).total_seconds())))
+        fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+        self.transition(
+            fresh, ChaosRun.from_body(fresh), RunPhase.REVERTING, "Reverting", "fault held; reverting it"
+        )
+
+    def revert_and_recover(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
+        """Revert (idempotent, also after a restart), then measure recovery from the revert."""
+        reverted_at = run.status.reverted_at
+        if reverted_at is None:
+            self._engine(run).revert(self._context(run))
+            reverted_at = self.now()
+            status = run.status.model_copy(update={"reverted_at": reverted_at, "heartbeat_time": reverted_at})
+            self._patch(obj, status, precondition=True)
+            obj = self.kube.get("ChaosRun", self.namespace, self.name)
+            run = ChaosRun.from_body(obj)
+        self._await_recovery(obj, run, stop, since=reverted_at, deleted=set())
+
+    def _await_recovery(
+        self, obj: Obj, run: ChaosRun, stop: Stop, *, since: dt.datetime, deleted: set[str]
+    ) -> None:
         spec = run.spec
         assert spec.target is not None and spec.recovery is not None
         targets = [t.model_copy() for t in run.status.targets]
-        injected = [t.injected_at for t in targets if t.injected_at is not None]
-        injected_at = min(injected) if injected else now()
-        deleted = {t.uid for t in targets if t.uid}
         objective = parse_duration(spec.recovery.objective).total_seconds()
         timeout = parse_duration(spec.recovery.timeout).total_seconds()
-        give_up = injected_at + dt.timedelta(seconds=timeout)
+        give_up = since + dt.timedelta(seconds=timeout)
         target_ns = effective_target_namespace(self.namespace, spec.target.namespace)
         unhealthy_at = next((t.unhealthy_at for t in targets if t.unhealthy_at), None)
         fault_kind = _fault_kind(run)
         # Ready lastTransitionTime has whole-second precision; the start of the last look that
         # still saw the workload degraded is a tighter lower bound for the recovery moment
-        still_degraded_at = injected_at
+        still_degraded_at = since
         while True:
             if stop.deleted() or stop.exiting():
                 return  # the loop decides between abort and pause
-            looked_at = now()
+            self._heartbeat()
+            looked_at = self.now()
             workloads = find_workloads(
                 self.kube, str(spec.target.kind), target_ns, spec.target.selector.to_json()
             )
@@ -255,15 +409,16 @@ class RunDriver:
                 all_pods.extend(pods)
                 ready_total += sum(1 for s in states if s.ready and not s.deleted)
                 desired_total += workload.desired
-                moments.append(core_recovery.recovered_at(injected_at, workload.desired, states))
-            observed_at = now()
+                moments.append(core_recovery.recovered_at(since, workload.desired, states))
+            observed_at = self.now()
             if unhealthy_at is None and ready_total < desired_total:
                 unhealthy_at = observed_at
+            observed = f"{ready_total}/{desired_total} pods Ready"
             if workloads and all(m is not None for m in moments):
                 recovered = max(still_degraded_at, *(m for m in moments if m is not None))
-                seconds = core_recovery.recovery_seconds(injected_at, recovered)
+                seconds = core_recovery.recovery_seconds(since, recovered)
                 for target in targets:
-                    target.unhealthy_at = unhealthy_at or target.injected_at
+                    target.unhealthy_at = unhealthy_at or (target.injected_at if deleted else None)
                     target.recovered_at = recovered
                 assessment = assess(
                     RecoveryObservation(
@@ -271,7 +426,7 @@ class RunDriver:
                         recovery_seconds=seconds,
                         objective_seconds=objective,
                         timeout_seconds=timeout,
-                        observed=f"{ready_total}/{desired_total} pods Ready",
+                        observed=observed,
                     )
                 )
                 RECOVERY.labels(fault_kind).observe(seconds)
@@ -294,7 +449,7 @@ class RunDriver:
                         objective_seconds=objective,
                         timeout_seconds=timeout,
                         not_recovered_reason=reason,
-                        observed=f"{ready_total}/{desired_total} pods Ready",
+                        observed=observed,
                     )
                 )
                 message = f"not recovered within {format_seconds(timeout)}: {reason}"
@@ -302,35 +457,45 @@ class RunDriver:
                 return
             stop.wait(self.poll)
 
-    def finish_revert(self, obj: Obj, run: ChaosRun) -> None:
-        """A run found in Reverting after a restart: revert again (idempotent) and close it."""
-        engine = self._engine(run)
-        assert run.spec.fault is not None
-        engine.revert(InjectContext(self.kube, self.name, self.namespace, run.uid or "", run.spec.fault))
-        self.transition(obj, run, RunPhase.COMPLETED, "Reverted", "fault reverted")
+    def close_after_deadline(self, obj: Obj, run: ChaosRun) -> None:
+        """Found past its deadline (the operator was away): revert, then close with a finding."""
+        deadline = run.status.deadline
+        assert deadline is not None
+        finding = Finding(
+            severity=Severity.LOW,
+            title="run closed after its deadline",
+            detail=f"the run was still {_phase_of(obj)} at {self.now().isoformat()} although its deadline was"
+            f" {deadline.isoformat()} (the operator was not running); the fault was reverted and recovery was not measured",
+        )
+        self.abort(obj, run, "DeadlineExceeded", "deadline passed while the run was active", extra=[finding])
 
-    def abort(self, obj: Obj, run: ChaosRun, reason: str, message: str) -> None:
+    def abort(
+        self, obj: Obj, run: ChaosRun, reason: str, message: str, extra: Sequence[Finding] = ()
+    ) -> None:
         """Revert whatever this run applied, then record Aborted (idempotent)."""
-        findings = list(run.status.findings)
+        findings = [*run.status.findings, *extra]
         severity = run.status.severity
+        if extra:
+            severity = max([severity or Severity.NONE, *(f.severity for f in extra)])
         if run.spec.fault is not None and _fault_kind(run) in ENGINES:
             try:
-                ctx = InjectContext(self.kube, self.name, self.namespace, run.uid or "", run.spec.fault)
-                self._engine(run).revert(ctx)
+                self._engine(run).revert(self._context(run))
             except Exception as exc:  # the record must say so, never hide it
                 findings.append(
                     Finding(
                         severity=Severity.CRITICAL,
                         title="fault could not be reverted",
-                        detail=f"revert failed while aborting: {exc}",
+                        detail=f"revert failed while aborting ({reason}): {exc}",
                     )
                 )
                 severity = Severity.CRITICAL
-        status = run.status.model_copy(
-            update={"findings": findings, "severity": severity, "completion_time": now()}
-        )
-        with contextlib.suppress(NotFound):
+        if run.status.phase is RunPhase.OBSERVING or run.status.phase is RunPhase.REVERTING:
+            ACTIVE_FAULTS.labels(_fault_kind(run)).dec()
+        status = run.status.model_copy(update={"findings": findings, "severity": severity})
+        try:
             self.transition(obj, run, RunPhase.ABORTED, reason, message, status=status, precondition=False)
+        except NotFound:
+            return
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -343,6 +508,26 @@ class RunDriver:
             )
         return engine
 
+    def _context(self, run: ChaosRun) -> InjectContext:
+        assert run.spec.fault is not None and run.spec.target is not None
+        return InjectContext(
+            kube=self.kube,
+            run_name=self.name,
+            run_namespace=self.namespace,
+            run_uid=run.uid or "",
+            fault=run.spec.fault,
+            target_namespace=effective_target_namespace(self.namespace, run.spec.target.namespace),
+        )
+
+    def _error(self, obj: Obj, run: ChaosRun, reason: str, message: str) -> None:
+        """End Errored; anything already applied is reverted first (nothing is left behind)."""
+        if any(t.injected_at for t in run.status.targets) and _fault_kind(run) in ENGINES:
+            self._engine(run).revert(self._context(run))
+        try:
+            self.transition(obj, run, RunPhase.ERRORED, reason, message, precondition=False)
+        except NotFound:
+            return
+
     def _complete(
         self,
         obj: Obj,
@@ -350,7 +535,7 @@ class RunDriver:
         targets: list[TargetRecord],
         seconds: float | None,
         severity: Severity | str,
-        findings: tuple[object, ...],
+        findings: tuple[CoreFinding, ...],
         message: str,
     ) -> None:
         sev = Severity(str(severity))
@@ -361,19 +546,21 @@ class RunDriver:
                 "recovery_seconds": seconds,
                 "severity": sev,
                 "verdict": verdict,
-                "findings": [Finding.model_validate(f.to_dict()) for f in findings],  # type: ignore[attr-defined]
-                "completion_time": now(),
+                "findings": [Finding.model_validate(f.to_dict()) for f in findings],
             }
         )
         ACTIVE_FAULTS.labels(_fault_kind(run)).dec()
-        self.transition(obj, run, RunPhase.COMPLETED, "Completed", message, status=status)
+        fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+        if (fresh.get("status") or {}).get("claimedBy") not in (None, self.identity):
+            raise LostClaim(self.name)
+        self.transition(fresh, run, RunPhase.COMPLETED, "Completed", message, status=status)
 
-    def _write(self, obj: Obj, status: ChaosRunStatus, precondition: bool, attempts: int = 5) -> None:
+    def _patch(self, obj: Obj, status: ChaosRunStatus, precondition: bool, attempts: int = 5) -> None:
         """Patch status guarded by resourceVersion. Metadata churn (kopf's own annotations and
         finalizer) also bumps resourceVersion, so on a conflict the write is retried against the
-        fresh object as long as the journal still says what we read; if another writer moved the
-        phase on, the Conflict propagates and the loop re-reads the journal."""
-        expected_phase = _phase_of(obj)
+        fresh object as long as the journal still says what we read (same phase, same claim); if
+        another writer moved either on, the Conflict propagates and the loop re-reads the journal."""
+        expected = (_phase_of(obj), (obj.get("status") or {}).get("claimedBy"))
         rv = obj["metadata"]["resourceVersion"]
         for _ in range(attempts):
             try:
@@ -387,7 +574,7 @@ class RunDriver:
                 return
             except Conflict:
                 fresh = self.kube.get("ChaosRun", self.namespace, self.name)
-                if _phase_of(fresh) != expected_phase:
+                if (_phase_of(fresh), (fresh.get("status") or {}).get("claimedBy")) != expected:
                     raise
                 rv = fresh["metadata"]["resourceVersion"]
         raise Conflict(f"ChaosRun {self.namespace}/{self.name} kept changing while we wrote it")
@@ -406,8 +593,8 @@ class RunDriver:
         """Journal the new phase (with resourceVersion precondition), then announce it."""
         new = (status or run.status).model_copy(update={"phase": phase, "reason": reason, "message": message})
         if phase.is_terminal and new.completion_time is None:
-            new = new.model_copy(update={"completion_time": now()})
-        self._write(obj, new, precondition)
+            new = new.model_copy(update={"completion_time": self.now()})
+        self._patch(obj, new, precondition)
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
         self.kube.post_event(obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal")
@@ -416,17 +603,10 @@ class RunDriver:
 
 
 def _phase_of(obj: Obj) -> str | None:
-    return (obj.get("status") or {}).get("phase") or None
-
-
-def _has_phase(obj: Obj) -> bool:
-    return bool((obj.get("status") or {}).get("phase"))
+    phase = (obj.get("status") or {}).get("phase")
+    return str(phase) if phase else None
 
 
 def _fault_kind(run: ChaosRun) -> str:
     fault = run.spec.fault
-    if fault is None:
-        return "unknown"
-    data = fault.to_json()
-    kinds = [k for k in data if k != "duration"]
-    return kinds[0] if kinds else "unknown"
+    return fault.kind if fault is not None else "unknown"

@@ -26,7 +26,12 @@ def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_
     assert namespace, "ChaosRun is namespaced"
     ctx = get_context()
     driver = RunDriver(
-        ctx.kube, namespace, name, operator_namespace=ctx.operator_namespace, poll_seconds=ctx.poll_seconds
+        ctx.kube,
+        namespace,
+        name,
+        identity=ctx.identity,
+        operator_namespace=ctx.operator_namespace,
+        poll_seconds=ctx.poll_seconds,
     )
     stop = Stop(
         deleted=lambda: (
@@ -54,7 +59,9 @@ def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any)
         return
     assert namespace, "ChaosRun is namespaced"
     ctx = get_context()
-    driver = RunDriver(ctx.kube, namespace, name, operator_namespace=ctx.operator_namespace)
+    driver = RunDriver(
+        ctx.kube, namespace, name, identity=ctx.identity, operator_namespace=ctx.operator_namespace
+    )
     driver.drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
 
 

@@ -1,0 +1,84 @@
+"""Native network partition: a NetworkPolicy that allows nothing, selecting the target pods.
+
+The target pods are marked with the label `aftershock.dev/run=<run uid>` (UID precondition, so a
+replacement is never marked) and one NetworkPolicy per run selects that label. Both carry the run
+uid, so the sweeper can find and remove them after a crash even when the run is gone. Revert
+deletes the policy and removes the label; both steps tolerate "already done".
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aftershock.api.run import TargetRecord
+from aftershock.core.naming import LABEL_RUN
+from aftershock.engines.base import InjectContext
+from aftershock.kube import Kube, Obj, now
+
+LABEL_RUN_NAME = "aftershock.dev/run-name"
+
+
+def policy_name(run_name: str) -> str:
+    return f"aftershock-{run_name}"[:253]
+
+
+def policy_body(ctx: InjectContext) -> Obj:
+    direction = ctx.fault.network_partition.direction if ctx.fault.network_partition else "Both"
+    types = ["Ingress", "Egress"] if str(direction) == "Both" else [str(direction)]
+    meta: Obj = {
+        "name": policy_name(ctx.run_name),
+        "namespace": ctx.target_namespace,
+        "labels": {LABEL_RUN: ctx.run_uid, LABEL_RUN_NAME: ctx.run_name[:63]},
+    }
+    if ctx.target_namespace == ctx.run_namespace:  # ownerReferences cannot cross namespaces
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "aftershock.dev/v1alpha1",
+                "kind": "ChaosRun",
+                "name": ctx.run_name,
+                "uid": ctx.run_uid,
+                "blockOwnerDeletion": False,
+            }
+        ]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": meta,
+        # no ingress/egress rules: all traffic of the listed types is denied
+        "spec": {"podSelector": {"matchLabels": {LABEL_RUN: ctx.run_uid}}, "policyTypes": types},
+    }
+
+
+def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> int:
+    """Delete every NetworkPolicy and pod label of one run; returns how many objects changed."""
+    changed = 0
+    for policy in kube.list_network_policies(f"{LABEL_RUN}={run_uid}", namespace):
+        kube.delete_network_policy(policy["metadata"]["namespace"], policy["metadata"]["name"])
+        changed += 1
+    pods = (
+        kube.list_pods(namespace, f"{LABEL_RUN}={run_uid}")
+        if namespace
+        else kube.list_pods_everywhere(f"{LABEL_RUN}={run_uid}")
+    )
+    for pod in pods:
+        meta = pod["metadata"]
+        if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], {LABEL_RUN: None}):
+            changed += 1
+    return changed
+
+
+class NetworkPartitionEngine:
+    kind = "networkPartition"
+    sustained = True
+
+    def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
+        assert target.namespace and target.uid, "pod targets are recorded with namespace and uid"
+        ctx.kube.create_network_policy(ctx.target_namespace, policy_body(ctx))
+        stamp = now()
+        marked = ctx.kube.patch_pod_labels(
+            target.namespace, target.name, target.uid, {LABEL_RUN: ctx.run_uid}
+        )
+        return stamp if marked else None
+
+    def revert(self, ctx: InjectContext) -> None:
+        remove_artifacts(ctx.kube, ctx.run_uid, ctx.target_namespace)

@@ -1,0 +1,74 @@
+"""The dead-man's switch, running beside the handlers: finds fault artifacts by the
+`aftershock.dev/run` label and removes those whose run is gone, finished or overdue."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from aftershock.core.naming import LABEL_RUN
+from aftershock.core.sweep import Artifact, RunFacts, to_remove
+from aftershock.core.times import parse_time
+from aftershock.kube import Kube, now
+
+log = logging.getLogger(__name__)
+
+
+def sweep_once(kube: Kube, grace_seconds: float = 5) -> int:
+    artifacts = [
+        Artifact(
+            "NetworkPolicy",
+            p["metadata"]["namespace"],
+            p["metadata"]["name"],
+            p["metadata"]["labels"][LABEL_RUN],
+        )
+        for p in kube.list_network_policies(LABEL_RUN)
+    ] + [
+        Artifact(
+            "PodLabel", p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["labels"][LABEL_RUN]
+        )
+        for p in kube.list_pods_everywhere(LABEL_RUN)
+    ]
+    if not artifacts:
+        return 0
+    runs = {
+        r["metadata"]["uid"]: RunFacts(
+            (r.get("status") or {}).get("phase"), parse_time((r.get("status") or {}).get("deadline"))
+        )
+        for r in kube.list_runs_everywhere()
+    }
+    removals = to_remove(artifacts, runs, now(), grace_seconds)
+    for removal in removals:
+        artifact = removal.artifact
+        log.warning(
+            "sweeper: removing %s %s/%s: %s", artifact.kind, artifact.namespace, artifact.name, removal.reason
+        )
+        if artifact.kind == "NetworkPolicy":
+            kube.delete_network_policy(artifact.namespace, artifact.name)
+        else:
+            kube.patch_pod_labels(artifact.namespace, artifact.name, None, {LABEL_RUN: None})
+    return len(removals)
+
+
+class Sweeper:
+    """Calls sweep_once every `interval` seconds on a daemon thread until stopped."""
+
+    def __init__(self, kube: Kube, interval: float) -> None:
+        self.kube = kube
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="aftershock-sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                sweep_once(self.kube)
+            except Exception:  # keep sweeping; a failed pass is retried next interval
+                log.exception("sweeper pass failed")
+            self._stop.wait(self.interval)
