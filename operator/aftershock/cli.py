@@ -137,5 +137,31 @@ def status(
         console.print(table)
 
 
+@app.command()
+def trigger(
+    experiment: Annotated[str, typer.Argument(help="Name of the ChaosExperiment to run now.")],
+    namespace: Annotated[
+        str, typer.Option("--namespace", "-n", help="Namespace of the experiment.")
+    ] = "default",
+) -> None:
+    """Run an experiment now, outside its schedule (creates a ChaosRun for the current second)."""
+    from aftershock.api.experiment import ChaosExperiment
+    from aftershock.handlers.schedules import new_run
+    from aftershock.kube import NotFound, now
+
+    kube = _kube()
+    try:
+        body = kube.get("ChaosExperiment", namespace, experiment)
+    except NotFound:
+        typer.echo(f"error: ChaosExperiment {experiment} not found in namespace {namespace}", err=True)
+        raise typer.Exit(1) from None
+    run = new_run(ChaosExperiment.from_body(body), namespace, now().replace(microsecond=0), {})
+    created = kube.create("ChaosRun", namespace, run)
+    if created is None:
+        typer.echo(f"error: run {run['metadata']['name']} already exists; try again in a second", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"chaosrun.aftershock.dev/{run['metadata']['name']} created")
+
+
 def main() -> None:
     app()

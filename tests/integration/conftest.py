@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tests.support.operator import OperatorProcess, start_operator
 from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 
+SOLO_PREFIX = "t-solo-"
 CRD_NAMES = ("chaosexperiments.aftershock.dev", "chaosruns.aftershock.dev", "chaospolicies.aftershock.dev")
 
 
@@ -36,8 +38,21 @@ def operator(
     cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
     log_path: Path = tmp_path_factory.mktemp("operator") / "operator.log"
-    op = start_operator(cluster.kubeconfig, log_path)
+    # namespaces named t-solo-* belong to tests that run operators of their own (crash, two operators)
+    op = start_operator(
+        cluster.kubeconfig, log_path, "--namespace", f"!{SOLO_PREFIX}*", "--sweep-interval", "2"
+    )
     yield op
     op.stop()
     if op.process.returncode not in (0, -15):
         print(f"operator exited with {op.process.returncode}; log tail:\n{op.log()[-4000:]}")
+
+
+@pytest.fixture
+def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
+    """A namespace the session operator ignores, for tests that run their own operators."""
+    name = f"{SOLO_PREFIX}{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    core.delete_namespace(name, propagation_policy="Background")

@@ -18,6 +18,7 @@ def experiment(
     objective: str = "30s",
     timeout: str = "60s",
     kind: str = "Deployment",
+    fault: dict[str, Any] | None = None,
     extra_spec: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     target: dict[str, Any] = {"kind": kind, "selector": {"matchLabels": {"app": app}}, "mode": mode}
@@ -25,7 +26,7 @@ def experiment(
         target["value"] = value
     spec: dict[str, Any] = {
         "target": target,
-        "fault": {"podDelete": {"gracePeriodSeconds": 0}},
+        "fault": fault or {"podDelete": {"gracePeriodSeconds": 0}},
         "recovery": {"objective": objective, "timeout": timeout},
     }
     spec.update(extra_spec or {})
@@ -76,3 +77,18 @@ class Chaos:
         """Events about one object, read through the core/v1 view (message = the event's note)."""
         events = client.CoreV1Api(api).list_namespaced_event(self.namespace).items
         return [e for e in events if e.involved_object and e.involved_object.name == name]
+
+
+def partition(duration: str = "3s", direction: str = "Both") -> dict[str, Any]:
+    return {"duration": duration, "networkPartition": {"direction": direction}}
+
+
+def our_network_policies(api: client.ApiClient, namespace: str | None = None) -> list[client.V1NetworkPolicy]:
+    net = client.NetworkingV1Api(api)
+    selector = "aftershock.dev/run"
+    items = (
+        net.list_namespaced_network_policy(namespace, label_selector=selector)
+        if namespace
+        else net.list_network_policy_for_all_namespaces(label_selector=selector)
+    ).items
+    return list(items)

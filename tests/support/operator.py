@@ -46,9 +46,12 @@ class OperatorProcess:
                 self.process.wait(timeout=10)
 
 
-def start_operator(kubeconfig: Path, log_path: Path, *extra: str) -> OperatorProcess:
+def start_operator(
+    kubeconfig: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None
+) -> OperatorProcess:
+    """Start `aftershock run` with `extra` flags; returns once /healthz answers."""
     metrics_port, health_port = free_port(), free_port()
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1", **(env or {}))
     log_file = log_path.open("ab")
     process = subprocess.Popen(
         [

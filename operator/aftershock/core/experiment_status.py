@@ -1,5 +1,5 @@
 """An experiment's status computed from its runs: pure, so it can be recomputed at any time and
-always agrees with the runs that exist (no counters to drift after a crash)."""
+always agrees with the runs that exist, plus the totals of runs already garbage-collected."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from aftershock.core import conditions as cond
+from aftershock.core.history import RetiredTotals, combine
 from aftershock.core.phases import RunPhase, is_terminal
-from aftershock.core.summary import RunResult, summarize
 
 
 def _phase(run: Mapping[str, Any]) -> RunPhase | None:
@@ -30,17 +30,24 @@ def experiment_status(
     now: datetime,
     stalled_reason: str | None = None,
     stalled_message: str = "",
+    retired: Mapping[str, Any] | None = None,
+    suspended: bool = False,
+    scheduled: bool = False,
 ) -> dict[str, Any]:
     """The status fields derived from the runs: active, lastRun, summary, times and conditions.
 
     kstatus semantics: Reconciling while a run is active, Stalled when the operator cannot make
-    progress (and says why), Ready when it is idle and caught up with the latest generation.
+    progress (and says why), Ready when it is idle and caught up with the latest generation;
+    Suspended mirrors spec.suspend.
     """
+    totals = RetiredTotals.from_dict(retired) if retired else None
+    folded = set(totals.folded_names) if totals else set()
+    live = [r for r in runs if r["metadata"]["name"] not in folded]
     active = sorted(
-        (r for r in runs if not is_terminal(_phase(r) or RunPhase.PENDING)),
+        (r for r in live if not is_terminal(_phase(r) or RunPhase.PENDING)),
         key=lambda r: r["metadata"]["name"],
     )
-    finished = sorted((r for r in runs if is_terminal(_phase(r) or RunPhase.PENDING)), key=_finished_key)
+    finished = sorted((r for r in live if is_terminal(_phase(r) or RunPhase.PENDING)), key=_finished_key)
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "active": [{"name": r["metadata"]["name"]} for r in active],
@@ -63,73 +70,36 @@ def experiment_status(
     passed = [r for r in finished if (r.get("status") or {}).get("verdict") == "Passed"]
     if passed:
         status["lastSuccessfulTime"] = _finished_key(passed[-1])[0] or None
-    scheduled = [str((r.get("spec") or {}).get("scheduledTime") or "") for r in runs]
-    if any(scheduled):
-        status["lastScheduleTime"] = max(scheduled)
-    status["summary"] = summarize([RunResult.from_status(r.get("status") or {}) for r in runs]).to_dict()
+    status["summary"] = combine(totals, live)
 
     conditions = [dict(c) for c in previous_conditions or []]
+
+    def put(type_: str, value: bool, reason: str, message: str = "") -> None:
+        nonlocal conditions
+        conditions = cond.set_condition(
+            conditions, cond.condition(type_, value, reason, message, observed_generation=generation), now
+        )
+
     if stalled_reason:
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(
-                cond.STALLED, True, stalled_reason, stalled_message, observed_generation=generation
-            ),
-            now,
-        )
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(
-                cond.READY, False, stalled_reason, stalled_message, observed_generation=generation
-            ),
-            now,
-        )
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(cond.RECONCILING, False, stalled_reason, "", observed_generation=generation),
-            now,
-        )
+        put(cond.STALLED, True, stalled_reason, stalled_message)
+        put(cond.READY, False, stalled_reason, stalled_message)
+        put(cond.RECONCILING, False, stalled_reason)
     elif active:
         names = ", ".join(r["metadata"]["name"] for r in active)
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(
-                cond.RECONCILING,
-                True,
-                "RunActive",
-                f"run {names} is in progress",
-                observed_generation=generation,
-            ),
-            now,
-        )
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(
-                cond.READY, False, "RunActive", f"run {names} is in progress", observed_generation=generation
-            ),
-            now,
-        )
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(cond.STALLED, False, "RunActive", "", observed_generation=generation),
-            now,
-        )
+        put(cond.RECONCILING, True, "RunActive", f"run {names} is in progress")
+        put(cond.READY, False, "RunActive", f"run {names} is in progress")
+        put(cond.STALLED, False, "RunActive")
     else:
-        message = (
-            f"last run {status['lastRun']['name']} ended {status['lastRun']['phase']}"
-            if finished
-            else "waiting for the first run"
-        )
-        conditions = cond.set_condition(
-            conditions, cond.condition(cond.READY, True, "Idle", message, observed_generation=generation), now
-        )
-        conditions = cond.set_condition(
-            conditions,
-            cond.condition(cond.RECONCILING, False, "Idle", "", observed_generation=generation),
-            now,
-        )
-        conditions = cond.set_condition(
-            conditions, cond.condition(cond.STALLED, False, "Idle", "", observed_generation=generation), now
-        )
+        if finished:
+            message = f"last run {status['lastRun']['name']} ended {status['lastRun']['phase']}"
+        else:
+            message = "waiting for the next slot" if scheduled else "waiting for the first run"
+        put(cond.READY, True, "Idle", message)
+        put(cond.RECONCILING, False, "Idle")
+        put(cond.STALLED, False, "Idle")
+    if suspended:
+        put(cond.SUSPENDED, True, "Suspended", "spec.suspend is true: no new runs are started")
+    elif any(c.get("type") == cond.SUSPENDED for c in conditions):
+        put(cond.SUSPENDED, False, "Resumed", "spec.suspend is false")
     status["conditions"] = conditions
     return {k: v for k, v in status.items() if v is not None}

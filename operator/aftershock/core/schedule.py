@@ -95,7 +95,11 @@ _CRON_FIELDS: Final = (
     _CronField("hour", 0, 23),
     _CronField("day-of-month", 1, 31),
     _CronField(
-        "month", 1, 12, ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"), 1
+        "month",
+        1,
+        12,
+        ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"),
+        1,
     ),
     _CronField("day-of-week", 0, 7, ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")),
 )
@@ -225,7 +229,7 @@ class Schedule:
         return candidate
 
 
-def _zone(time_zone: str) -> ZoneInfo:
+def _check_zone(time_zone: str) -> ZoneInfo:
     if not time_zone:
         raise ScheduleError("time zone must not be empty; use an IANA name such as UTC or Europe/Berlin")
     if time_zone in ("Local", "localtime"):
@@ -246,7 +250,7 @@ def parse_schedule(expr: str, time_zone: str = "UTC", *, anchor: datetime | None
     `anchor` (required for ``@every``, ignored otherwise) is where ``@every`` slots are counted
     from: pass the experiment's creationTimestamp. It is truncated to whole seconds.
     """
-    _zone(time_zone)
+    _check_zone(time_zone)
     text = expr.strip()
     if not text:
         raise ScheduleError(
@@ -319,8 +323,8 @@ def _check_cron(expr: str, fields: list[str]) -> str:
         CronSim(cron, _REFERENCE)
     except (CronSimError, ValueError, IndexError):
         raise ScheduleError(
-            f"schedule {expr!r}: day-of-month {fields[2]!r} never occurs in the months it allows "
-            f"({fields[3]}), so it would never run"
+            f"schedule {expr!r}: day-of-month {fields[2]!r} never occurs in month {fields[3]!r}, "
+            "so it would never run"
         ) from None
     return cron
 
@@ -460,7 +464,9 @@ def plan(
     slot = schedule.latest_at_or_before(now, not_before=lower)
     if slot is None:
         following = schedule.next_after(max(now, lower))
-        return Decision(Action.WAIT, None, following, "Waiting", f"The next run is due at {format_time(following)}.")
+        return Decision(
+            Action.WAIT, None, following, "Waiting", f"The next run is due at {format_time(following)}."
+        )
 
     next_slot = schedule.next_after(slot)
     at = format_time(slot)

@@ -43,6 +43,7 @@ from aftershock.engines.workloads import (
     pods_of,
     why_not_ready,
 )
+from aftershock import failpoints
 from aftershock.kube import Conflict, Kube, NotFound, Obj, now
 from aftershock.metrics import ACTIVE_FAULTS, DETECTION_LAG, INJECTIONS, RECOVERY, RUNS
 
@@ -330,6 +331,7 @@ class RunDriver:
             applied = engine.inject(ctx, target)
             target.injected_at = applied or self.now()
             INJECTIONS.labels(engine.kind).inc()
+        failpoints.reached("Injected")
         status = run.status.model_copy(update={"targets": targets, "heartbeat_time": self.now()})
         ACTIVE_FAULTS.labels(engine.kind).inc()
         what = (
@@ -598,6 +600,7 @@ class RunDriver:
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
         self.kube.post_event(obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal")
+        failpoints.reached(str(phase))
         if phase.is_terminal:
             RUNS.labels(_fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
 

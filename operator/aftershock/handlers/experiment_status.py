@@ -2,32 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aftershock.core.experiment_status import experiment_status
 from aftershock.core.naming import LABEL_EXPERIMENT
-from aftershock.kube import Kube, NotFound, now
+from aftershock.kube import Kube, NotFound, Obj, now
+
+
+def owned_runs(kube: Kube, namespace: str, name: str, uid: str | None) -> list[Obj]:
+    """The experiment's runs: labelled with its name *and* owned by this very object (a deleted
+    and re-created experiment of the same name does not inherit runs)."""
+    runs = kube.list_objects("ChaosRun", namespace, label_selector=f"{LABEL_EXPERIMENT}={name}")
+    return [r for r in runs if any(o.get("uid") == uid for o in r["metadata"].get("ownerReferences") or [])]
 
 
 def refresh_experiment_status(
-    kube: Kube, namespace: str, name: str, *, stalled_reason: str | None = None, stalled_message: str = ""
+    kube: Kube,
+    namespace: str,
+    name: str,
+    *,
+    stalled_reason: str | None = None,
+    stalled_message: str = "",
+    extra: Mapping[str, Any] | None = None,
+    suspended: bool | None = None,
 ) -> None:
     try:
         experiment = kube.get("ChaosExperiment", namespace, name)
     except NotFound:
         return
-    runs = kube.list_objects("ChaosRun", namespace, label_selector=f"{LABEL_EXPERIMENT}={name}")
-    runs = [
-        r
-        for r in runs
-        if any(
-            o.get("uid") == experiment["metadata"]["uid"] for o in r["metadata"].get("ownerReferences") or []
-        )
-    ]
+    if experiment["metadata"].get("deletionTimestamp"):
+        return
+    runs = owned_runs(kube, namespace, name, experiment["metadata"]["uid"])
+    current = experiment.get("status") or {}
+    if suspended is None:
+        suspended = bool((experiment.get("spec") or {}).get("suspend"))
     status = experiment_status(
         runs,
         generation=experiment["metadata"].get("generation"),
-        previous_conditions=(experiment.get("status") or {}).get("conditions"),
+        previous_conditions=current.get("conditions"),
         now=now(),
         stalled_reason=stalled_reason,
         stalled_message=stalled_message,
+        retired=current.get("history"),
+        suspended=suspended,
+        scheduled=bool((experiment.get("spec") or {}).get("schedule")),
     )
+    status.update(extra or {})
     kube.patch_status("ChaosExperiment", namespace, name, status)

@@ -9,6 +9,7 @@ import kopf
 from aftershock import API_VERSION, GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
+from aftershock.core.conditions import format_time
 from aftershock.core.naming import LABEL_EXPERIMENT, run_name
 from aftershock.core.times import parse_time
 from aftershock.handlers.context import get_context
@@ -29,13 +30,7 @@ def reconcile_experiment(
         experiment = ChaosExperiment.from_body(body)
         spec = experiment.spec
         if spec.schedule:
-            refresh_experiment_status(
-                ctx.kube,
-                namespace,
-                name,
-                stalled_reason="ScheduleNotSupported",
-                stalled_message="schedules are not implemented in this build yet; omit spec.schedule to run once",
-            )
+            refresh_experiment_status(ctx.kube, namespace, name)  # the schedule daemon does the rest
             return
         if spec.suspend:
             refresh_experiment_status(ctx.kube, namespace, name)
@@ -67,7 +62,7 @@ def reconcile_experiment(
         created_run = ctx.kube.create("ChaosRun", namespace, run)
         if created_run is not None:
             ctx.kube.post_event(dict(body), "RunCreated", f"created run {run_obj_name}")
-        refresh_experiment_status(ctx.kube, namespace, name)
+        refresh_experiment_status(ctx.kube, namespace, name, extra={"lastScheduleTime": format_time(created)})
     except Exception:
         RECONCILE_ERRORS.labels("ChaosExperiment", "reconcile").inc()
         raise

@@ -1,0 +1,32 @@
+"""Failpoints for crash tests: pause the operator at a named point so a test can kill it there.
+
+Set `AFTERSHOCK_FAILPOINTS="Injecting=5,Injected=5"` to sleep 5 s right after the named point is
+reached (a phase name: just after that phase is journaled; `Injected`: after the fault is applied,
+before Observing is journaled). Empty in production; read once per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from functools import cache
+
+log = logging.getLogger(__name__)
+
+
+@cache
+def _points() -> dict[str, float]:
+    points: dict[str, float] = {}
+    for item in os.environ.get("AFTERSHOCK_FAILPOINTS", "").split(","):
+        name, _, seconds = item.partition("=")
+        if name.strip() and seconds.strip():
+            points[name.strip()] = float(seconds)
+    return points
+
+
+def reached(name: str) -> None:
+    seconds = _points().get(name)
+    if seconds:
+        log.warning("failpoint %s: pausing %.1fs", name, seconds)
+        time.sleep(seconds)

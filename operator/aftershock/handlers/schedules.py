@@ -1,0 +1,178 @@
+"""Scheduled experiments: one daemon per experiment with a schedule.
+
+kopf keeps timers in memory only, so nothing here is remembered between ticks: every tick reads
+the experiment and its runs and asks `core.schedule.plan` what to do. A slot's run has a
+deterministic name, so two operators (or one restarted mid-tick) that both decide to start the
+same slot get one run and one 409. The daemon sleeps until the next slot (at most 10 s, so spec
+edits are picked up promptly).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+
+from aftershock import API_VERSION, GROUP, VERSION
+from aftershock.api.experiment import ChaosExperiment
+from aftershock.api.run import ChaosRunSpec
+from aftershock.core.conditions import format_time
+from aftershock.core.history import RetiredTotals, RunInfo, fold, runs_to_delete
+from aftershock.core.naming import LABEL_EXPERIMENT, run_name
+from aftershock.core.phases import is_terminal
+from aftershock.core.schedule import Action, ActiveRun, ScheduleError, parse_schedule, plan
+from aftershock.core.times import parse_time
+from aftershock.engines.runner import SKIP_MESSAGE_ANNOTATION, SKIP_REASON_ANNOTATION
+from aftershock.handlers.context import get_context
+from aftershock.handlers.experiment_status import owned_runs, refresh_experiment_status
+from aftershock.kube import Kube, Obj, now
+from aftershock.metrics import RECONCILE_ERRORS
+
+log = logging.getLogger(__name__)
+MAX_SLEEP = 10.0
+
+
+def _scheduled(spec: kopf.Spec, **_: Any) -> bool:
+    return bool(spec.get("schedule"))
+
+
+@kopf.daemon(GROUP, VERSION, "chaosexperiments", when=_scheduled, cancellation_timeout=10)
+def schedule_experiment(
+    body: kopf.Body, name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
+    assert namespace, "ChaosExperiment is namespaced"
+    kube = get_context().kube
+    while not stopped:
+        try:
+            pause = tick(kube, dict(body), namespace, name)
+        except Exception:
+            RECONCILE_ERRORS.labels("ChaosExperiment", "schedule").inc()
+            log.exception("schedule tick failed for %s/%s", namespace, name)
+            pause = 2.0
+        stopped.wait(pause)
+
+
+def new_run(
+    experiment: ChaosExperiment, namespace: str, slot: dt.datetime, annotations: Mapping[str, str]
+) -> Obj:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "ChaosRun",
+        "metadata": {
+            "name": run_name(experiment.name, slot),
+            "namespace": namespace,
+            "labels": {LABEL_EXPERIMENT: experiment.name},
+            "annotations": dict(annotations),
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": "ChaosExperiment",
+                    "name": experiment.name,
+                    "uid": experiment.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": ChaosRunSpec.from_experiment(experiment.name, experiment.spec, slot).to_json(),
+    }
+
+
+def tick(kube: Kube, body: Obj, namespace: str, name: str) -> float:
+    """One planning pass; returns how long to sleep before the next."""
+    if body["metadata"].get("deletionTimestamp"):
+        return MAX_SLEEP
+    experiment = ChaosExperiment.from_body(body)
+    spec = experiment.spec
+    if not spec.schedule:
+        return MAX_SLEEP
+    created = parse_time(body["metadata"].get("creationTimestamp")) or now()
+    try:
+        schedule = parse_schedule(spec.schedule, spec.time_zone, anchor=created.replace(microsecond=0))
+    except ScheduleError as exc:
+        refresh_experiment_status(
+            kube, namespace, name, stalled_reason="InvalidSchedule", stalled_message=str(exc)
+        )
+        return 30.0
+    runs = owned_runs(kube, namespace, name, experiment.uid)
+    active = [
+        ActiveRun(r["metadata"]["name"], parse_time((r.get("spec") or {}).get("scheduledTime")) or created)
+        for r in runs
+        if not is_terminal((r.get("status") or {}).get("phase") or "Pending")
+    ]
+    slots = [parse_time((r.get("spec") or {}).get("scheduledTime")) for r in runs]
+    known = [s for s in slots if s is not None]
+    recorded = parse_time((body.get("status") or {}).get("lastScheduleTime"))
+    last_scheduled = max([*known, *([recorded] if recorded else [])], default=None)
+    moment = now()
+    decision = plan(
+        schedule,
+        now=moment,
+        last_scheduled=last_scheduled,
+        created=created,
+        suspended=spec.suspend,
+        starting_deadline=spec.starting_deadline_delta,
+        concurrency_policy=str(spec.concurrency_policy),
+        active=active,
+    )
+    extra: dict[str, Any] = {}
+    if decision.action is not Action.WAIT and decision.slot is not None:
+        for victim in decision.replace:
+            log.info("%s/%s: replacing active run %s", namespace, name, victim)
+            kube.delete("ChaosRun", namespace, victim)  # its deletion handler aborts and reverts
+        annotations = (
+            {SKIP_REASON_ANNOTATION: decision.reason, SKIP_MESSAGE_ANNOTATION: decision.message}
+            if decision.action is Action.SKIP
+            else {}
+        )
+        run = new_run(experiment, namespace, decision.slot, annotations)
+        if kube.create("ChaosRun", namespace, run) is not None:
+            kube.post_event(
+                body, "RunCreated" if decision.action is Action.START else "SlotSkipped", decision.message
+            )
+        extra["lastScheduleTime"] = format_time(decision.slot)
+    extra["nextScheduleTime"] = format_time(decision.next_slot) if decision.next_slot else None
+    collect_history(
+        kube, body, namespace, name, runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
+    )
+    refresh_experiment_status(
+        kube,
+        namespace,
+        name,
+        extra=extra,
+        suspended=spec.suspend,
+    )
+    if decision.next_slot is None:
+        return MAX_SLEEP
+    until = (decision.next_slot - now()).total_seconds()
+    return min(MAX_SLEEP, max(0.01, until + 0.005))
+
+
+def collect_history(
+    kube: Kube, body: Obj, namespace: str, name: str, runs: list[Obj], successful: int, failed: int
+) -> None:
+    """Delete finished runs beyond the history limits, folding each into status.history first
+    (so the summary keeps counting it, exactly once)."""
+    infos = [
+        RunInfo(
+            name=r["metadata"]["name"],
+            phase=(r.get("status") or {}).get("phase") or "Pending",
+            verdict=(r.get("status") or {}).get("verdict"),
+            finished=parse_time((r.get("status") or {}).get("completionTime")),
+        )
+        for r in runs
+    ]
+    doomed = runs_to_delete(infos, successful, failed)
+    if not doomed:
+        return
+    by_name = {r["metadata"]["name"]: r for r in runs}
+    fresh = kube.get("ChaosExperiment", namespace, name)
+    retired = RetiredTotals.from_dict((fresh.get("status") or {}).get("history"))
+    for run_name_ in doomed:
+        retired = fold(retired, by_name[run_name_])
+    kube.patch_status("ChaosExperiment", namespace, name, {"history": retired.to_dict()})
+    for run_name_ in doomed:
+        kube.delete("ChaosRun", namespace, run_name_)
