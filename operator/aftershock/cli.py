@@ -155,7 +155,9 @@ def trigger(
     except NotFound:
         typer.echo(f"error: ChaosExperiment {experiment} not found in namespace {namespace}", err=True)
         raise typer.Exit(1) from None
-    run = new_run(ChaosExperiment.from_body(body), namespace, now().replace(microsecond=0), {})
+    run = new_run(
+        ChaosExperiment.from_body(body), namespace, now().replace(microsecond=0), {}, trigger="manual"
+    )
     created = kube.create("ChaosRun", namespace, run)
     if created is None:
         typer.echo(f"error: run {run['metadata']['name']} already exists; try again in a second", err=True)

@@ -124,6 +124,12 @@ class Schedule:
     interval: timedelta | None = None
     anchor: datetime | None = None
 
+    def __post_init__(self) -> None:
+        if (self.cron is None) == (self.interval is None or self.anchor is None):
+            raise ValueError(
+                "a Schedule has either cron or interval and anchor; build it with parse_schedule"
+            )
+
     def next_after(self, t: datetime) -> datetime:
         """The first slot strictly after `t`."""
         _require_aware("t", t)
@@ -410,10 +416,10 @@ def _missed_sentence(missed: int, lower: datetime, created: datetime) -> str:
         return ""
     count = f"{MISSED_COUNT_CAP}+" if missed >= MISSED_COUNT_CAP else str(missed)
     since = "the experiment was created" if lower == created else "the last scheduled run"
-    noun = "slot was" if missed == 1 else "slots were"
+    noun, pronoun = ("slot was", "it is") if missed == 1 else ("slots were", "they are")
     return (
         f" {count} earlier {noun} missed since {since} at {format_time(lower)}; "
-        "they are not run (no backfill)."
+        f"{pronoun} not run (no backfill)."
     )
 
 

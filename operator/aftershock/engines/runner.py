@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from aftershock import failpoints
 from aftershock.api.common import Finding, RunPhase, Severity, Verdict
 from aftershock.api.durations import parse_duration
 from aftershock.api.experiment import ChaosExperiment
@@ -43,7 +44,6 @@ from aftershock.engines.workloads import (
     pods_of,
     why_not_ready,
 )
-from aftershock import failpoints
 from aftershock.kube import Conflict, Kube, NotFound, Obj, now
 from aftershock.metrics import ACTIVE_FAULTS, DETECTION_LAG, INJECTIONS, RECOVERY, RUNS
 

@@ -45,7 +45,7 @@ def reconcile_experiment(
             "metadata": {
                 "name": run_obj_name,
                 "namespace": namespace,
-                "labels": {LABEL_EXPERIMENT: name},
+                "labels": {LABEL_EXPERIMENT: name, "aftershock.dev/trigger": "once"},
                 "ownerReferences": [
                     {
                         "apiVersion": API_VERSION,

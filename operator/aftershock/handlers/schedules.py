@@ -20,7 +20,7 @@ from aftershock import API_VERSION, GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
 from aftershock.core.conditions import format_time
-from aftershock.core.history import RetiredTotals, RunInfo, fold, runs_to_delete
+from aftershock.core.history import MAX_FOLDED_NAMES, RetiredTotals, RunInfo, fold, runs_to_delete
 from aftershock.core.naming import LABEL_EXPERIMENT, run_name
 from aftershock.core.phases import is_terminal
 from aftershock.core.schedule import Action, ActiveRun, ScheduleError, parse_schedule, plan
@@ -55,16 +55,25 @@ def schedule_experiment(
         stopped.wait(pause)
 
 
+LABEL_TRIGGER = "aftershock.dev/trigger"
+
+
 def new_run(
-    experiment: ChaosExperiment, namespace: str, slot: dt.datetime, annotations: Mapping[str, str]
+    experiment: ChaosExperiment,
+    namespace: str,
+    slot: dt.datetime,
+    annotations: Mapping[str, str],
+    trigger: str = "schedule",
 ) -> Obj:
+    """A run for `slot`; `trigger` (schedule | manual | once) is a label, so that manual runs
+    never count as handled schedule slots."""
     return {
         "apiVersion": API_VERSION,
         "kind": "ChaosRun",
         "metadata": {
             "name": run_name(experiment.name, slot),
             "namespace": namespace,
-            "labels": {LABEL_EXPERIMENT: experiment.name},
+            "labels": {LABEL_EXPERIMENT: experiment.name, LABEL_TRIGGER: trigger},
             "annotations": dict(annotations),
             "ownerReferences": [
                 {
@@ -103,7 +112,11 @@ def tick(kube: Kube, body: Obj, namespace: str, name: str) -> float:
         for r in runs
         if not is_terminal((r.get("status") or {}).get("phase") or "Pending")
     ]
-    slots = [parse_time((r.get("spec") or {}).get("scheduledTime")) for r in runs]
+    slots = [
+        parse_time((r.get("spec") or {}).get("scheduledTime"))
+        for r in runs
+        if (r["metadata"].get("labels") or {}).get(LABEL_TRIGGER) == "schedule"
+    ]
     known = [s for s in slots if s is not None]
     recorded = parse_time((body.get("status") or {}).get("lastScheduleTime"))
     last_scheduled = max([*known, *([recorded] if recorded else [])], default=None)
@@ -165,7 +178,9 @@ def collect_history(
         )
         for r in runs
     ]
-    doomed = runs_to_delete(infos, successful, failed)
+    # at most as many per pass as status.history remembers by name, so a crash between the
+    # status write and the deletes can never count a run twice
+    doomed = runs_to_delete(infos, successful, failed)[:MAX_FOLDED_NAMES]
     if not doomed:
         return
     by_name = {r["metadata"]["name"]: r for r in runs}

@@ -1,0 +1,158 @@
+"""The operator killed with SIGKILL in every phase, and two operators at once: every run still
+ends, no slot runs twice, no fault is injected twice, and nothing is left behind."""
+
+from __future__ import annotations
+
+import itertools
+import signal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from tests.support.chaos import Chaos, experiment, our_network_policies, partition
+from tests.support.cluster import Cluster
+from tests.support.npwatch import PolicyCreations
+from tests.support.operator import OperatorProcess, start_operator
+from tests.support.waiting import wait_for
+from tests.support.workloads import deployment, ready_pods
+
+TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
+
+
+def _operator(cluster: Cluster, tmp_path: Path, namespace: str, identity: str, **env: str) -> OperatorProcess:
+    return start_operator(
+        cluster.kubeconfig,
+        tmp_path / f"{identity}.log",
+        "--namespace",
+        namespace,
+        "--identity",
+        identity,
+        "--sweep-interval",
+        "2",
+        env=env,
+    )
+
+
+def _phase(chaos: Chaos, run: str) -> str | None:
+    return (chaos.get("chaosruns", run).get("status") or {}).get("phase")
+
+
+@pytest.mark.parametrize(
+    ("phase", "failpoint", "same_identity"),
+    [
+        ("Pending", "", True),
+        ("Injecting", "Injecting=60", True),
+        ("Injected", "Injected=60", True),  # fault applied, not yet journaled
+        ("Observing", "", False),  # restarted under a new identity: takes the stale claim over
+        ("Reverting", "Reverting=60", True),
+    ],
+)
+def test_sigkill_in_each_phase_then_restart(
+    cluster: Cluster,
+    api: client.ApiClient,
+    solo_namespace: str,
+    tmp_path: Path,
+    phase: str,
+    failpoint: str,
+    same_identity: bool,
+) -> None:
+    ns = solo_namespace
+    chaos = Chaos(api, ns)
+    # Pending is held open by a workload that is not yet steady (its pods become Ready after 6 s)
+    ready_delay = "6s" if phase == "Pending" else None
+    client.AppsV1Api(api).create_namespaced_deployment(
+        ns, deployment("app", replicas=2, ready_delay=ready_delay)
+    )
+    if phase != "Pending":
+        wait_for(lambda: len(ready_pods(api, ns, "app")) == 2, timeout=60, message="steady state")
+    env = {"AFTERSHOCK_FAILPOINTS": failpoint} if failpoint else {}
+    first = _operator(cluster, tmp_path, ns, "first", **env)
+    with PolicyCreations(api, ns) as creations:
+        try:
+            chaos.create_experiment(experiment("crash", app="app", fault=partition("6s"), timeout="30s"))
+            run_name = wait_for(
+                lambda: chaos.runs("crash") and chaos.runs("crash")[0]["metadata"]["name"],
+                timeout=30,
+                message="the run",
+            )
+            journal_phase = "Injecting" if phase == "Injected" else phase
+            wait_for(
+                lambda: _phase(chaos, run_name) == journal_phase, timeout=30, message=f"phase {journal_phase}"
+            )
+            if phase == "Injected":  # the policy exists, the journal does not know yet
+                wait_for(
+                    lambda: our_network_policies(api, ns) or None, timeout=15, message="the NetworkPolicy"
+                )
+        finally:
+            first.stop(signal.SIGKILL)
+        assert _phase(chaos, run_name) == journal_phase
+
+        second = _operator(cluster, tmp_path, ns, "first" if same_identity else "second")
+        try:
+            run = wait_for(
+                lambda: (
+                    (r := chaos.get("chaosruns", run_name)).get("status", {}).get("phase") in TERMINAL and r
+                ),
+                timeout=90,
+                message="the run to reach a terminal phase after the restart",
+            )
+            wait_for(
+                lambda: our_network_policies(api, ns) == [],
+                timeout=20,
+                message="no NetworkPolicy of ours left",
+            )
+        finally:
+            second.stop()
+    status = run["status"]
+    assert status["phase"] == "Completed", status
+    assert status["verdict"] == "Passed" and "recoverySeconds" in status
+    assert status["revertedAt"]
+    assert len(chaos.runs("crash")) == 1  # the slot has exactly one run
+    assert status["claimedBy"] == ("first" if same_identity else "second")
+    # the fault was injected once: one NetworkPolicy object was ever created for the run
+    assert [len(uids) for uids in creations.uids_by_run.values()] == [1], creations.uids_by_run
+    assert client.CoreV1Api(api).list_namespaced_pod(ns, label_selector="aftershock.dev/run").items == []
+
+
+def test_two_operators_share_the_work_without_doubling_it(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path
+) -> None:
+    ns = solo_namespace
+    chaos = Chaos(api, ns)
+    client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("shared", replicas=2))
+    wait_for(lambda: len(ready_pods(api, ns, "shared")) == 2, timeout=60, message="steady state")
+    a = _operator(cluster, tmp_path, ns, "operator-a")
+    b = _operator(cluster, tmp_path, ns, "operator-b")
+    try:
+        with PolicyCreations(api, ns) as creations:
+            body = experiment("twice", app="shared", fault=partition("2s"), objective="10s", timeout="20s")
+            body["spec"].update(
+                schedule="@every 5s", successfulRunsHistoryLimit=20, failedRunsHistoryLimit=20
+            )
+            chaos.create_experiment(body)
+            wait_for(lambda: len(chaos.runs("twice")) >= 4, timeout=60, message="4 scheduled runs")
+            chaos.objects.patch_namespaced_custom_object(
+                "aftershock.dev", "v1alpha1", ns, "chaosexperiments", "twice", {"spec": {"suspend": True}}
+            )
+
+            def all_finished() -> list[dict[str, Any]] | None:
+                runs = chaos.runs("twice")
+                return runs if all((r.get("status") or {}).get("phase") in TERMINAL for r in runs) else None
+
+            runs = wait_for(all_finished, timeout=60, message="every run finished")
+            wait_for(lambda: our_network_policies(api, ns) == [], timeout=20, message="no NetworkPolicy left")
+    finally:
+        a.stop()
+        b.stop()
+    slots = sorted(int(r["metadata"]["name"].rsplit("-", 1)[1]) for r in runs)
+    assert len(slots) >= 4
+    assert all(later - earlier == 5 for earlier, later in itertools.pairwise(slots)), slots
+    completed = [r for r in runs if r["status"]["phase"] == "Completed"]
+    assert len(completed) == len(runs), [(r["metadata"]["name"], r["status"]) for r in runs]
+    assert {r["status"]["claimedBy"] for r in runs} <= {"operator-a", "operator-b"}
+    # every run's fault was created exactly once, whichever operator claimed it
+    uids = {r["metadata"]["uid"] for r in runs}
+    assert set(creations.uids_by_run) == uids
+    assert all(len(created) == 1 for created in creations.uids_by_run.values()), creations.uids_by_run
