@@ -3,6 +3,7 @@ ends, no slot runs twice, no fault is injected twice, and nothing is left behind
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import signal
 from pathlib import Path
@@ -13,6 +14,7 @@ from kubernetes import client
 
 from tests.support.chaos import Chaos, experiment, our_network_policies, partition
 from tests.support.cluster import Cluster
+from tests.support.identity import service_account_kubeconfig
 from tests.support.npwatch import PolicyCreations
 from tests.support.operator import OperatorProcess, start_operator
 from tests.support.waiting import wait_for
@@ -156,3 +158,119 @@ def test_two_operators_share_the_work_without_doubling_it(
     uids = {r["metadata"]["uid"] for r in runs}
     assert set(creations.uids_by_run) == uids
     assert all(len(created) == 1 for created in creations.uids_by_run.values()), creations.uids_by_run
+
+
+def test_run_found_past_its_deadline_after_downtime_is_reverted_and_closed(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path
+) -> None:
+    ns = solo_namespace
+    chaos = Chaos(api, ns)
+    client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("late", replicas=1))
+    wait_for(lambda: len(ready_pods(api, ns, "late")) == 1, timeout=60, message="steady state")
+    first = _operator(cluster, tmp_path, ns, "first", AFTERSHOCK_FAILPOINTS="Observing=120")
+    try:
+        chaos.create_experiment(
+            experiment("overdue", app="late", fault=partition("2s"), objective="2s", timeout="4s")
+        )
+        run_name = wait_for(
+            lambda: (
+                (runs := chaos.runs("overdue"))
+                and _phase(chaos, runs[0]["metadata"]["name"]) == "Observing"
+                and runs[0]["metadata"]["name"]
+            ),
+            timeout=30,
+            message="the run Observing",
+        )
+    finally:
+        first.stop(signal.SIGKILL)
+    deadline = chaos.get("chaosruns", run_name)["status"]["deadline"]
+    due = dt.datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+    wait_for(
+        lambda: dt.datetime.now(dt.UTC) > due,
+        timeout=60,
+        message="the deadline to pass while no operator runs",
+    )
+    second = _operator(cluster, tmp_path, ns, "first")
+    try:
+        run = wait_for(
+            lambda: (r := chaos.get("chaosruns", run_name)).get("status", {}).get("phase") in TERMINAL and r,
+            timeout=60,
+            message="the overdue run to be closed",
+        )
+        wait_for(lambda: our_network_policies(api, ns) == [], timeout=20, message="the fault reverted")
+    finally:
+        second.stop()
+    status = run["status"]
+    assert status["phase"] == "Aborted" and status["reason"] == "DeadlineExceeded", status
+    assert any(f["title"] == "run closed after its deadline" for f in status["findings"]), status["findings"]
+    assert "verdict" not in status
+
+
+OPERATOR_RULES_WITHOUT_NP_DELETE: list[dict[str, Any]] = [
+    {"apiGroups": ["aftershock.dev"], "resources": ["*"], "verbs": ["*"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete", "patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["get", "list", "watch"],
+    },
+    # may create NetworkPolicies, may not delete them: the revert is impossible
+    {
+        "apiGroups": ["networking.k8s.io"],
+        "resources": ["networkpolicies"],
+        "verbs": ["get", "list", "watch", "create"],
+    },
+]
+
+
+def test_unrevertable_fault_still_releases_the_finalizer_and_says_so(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path
+) -> None:
+    ns = solo_namespace
+    chaos = Chaos(api, ns)
+    client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("stuck", replicas=1))
+    wait_for(lambda: len(ready_pods(api, ns, "stuck")) == 1, timeout=60, message="steady state")
+    with service_account_kubeconfig(
+        api, cluster.kubeconfig, ns, OPERATOR_RULES_WITHOUT_NP_DELETE, tmp_path / "restricted.kubeconfig"
+    ) as restricted:
+        op = start_operator(
+            restricted,
+            tmp_path / "restricted.log",
+            "--namespace",
+            ns,
+            "--identity",
+            "restricted",
+            "--sweep-interval",
+            "0",
+        )
+        try:
+            chaos.create_experiment(experiment("sticky", app="stuck", fault=partition("5m")))
+            run_name = wait_for(
+                lambda: (
+                    (runs := chaos.runs("sticky"))
+                    and _phase(chaos, runs[0]["metadata"]["name"]) == "Observing"
+                    and runs[0]["metadata"]["name"]
+                ),
+                timeout=30,
+                message="the run Observing",
+            )
+            assert our_network_policies(api, ns)
+            chaos.delete("chaosexperiments", "sticky")
+            # the finalizer is released within a bounded time although the revert keeps failing
+            wait_for(lambda: chaos.runs() == [], timeout=45, message="the run to be released and gone")
+        finally:
+            op.stop()
+    aborted = [e for e in chaos.events_for(api, run_name) if e.reason == "Aborted"]
+    assert aborted, [(e.reason, e.message) for e in chaos.events_for(api, run_name)]
+    assert "could NOT be reverted" in aborted[0].message and "403" in aborted[0].message, aborted[0].message
+    # clean up what the restricted operator could not (the session operator's sweeper would too)
+    for policy in our_network_policies(api, ns):
+        client.NetworkingV1Api(api).delete_namespaced_network_policy(policy.metadata.name, ns)

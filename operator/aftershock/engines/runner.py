@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -53,7 +54,15 @@ ENGINES: dict[str, FaultEngine] = {
     "podDelete": PodDeleteEngine(),
     "networkPartition": NetworkPartitionEngine(),
 }
-DEADLINE_GRACE = dt.timedelta(minutes=1)
+REVERT_PATIENCE = dt.timedelta(seconds=20)
+
+
+def deadline_grace(timeout: dt.timedelta) -> dt.timedelta:
+    """Slack after fault.duration + recovery.timeout before the dead-man's switch fires: half the
+    timeout, at least 5 s and at most a minute."""
+    return min(dt.timedelta(minutes=1), max(dt.timedelta(seconds=5), timeout / 2))
+
+
 LEASE = dt.timedelta(seconds=15)
 HEARTBEAT = dt.timedelta(seconds=5)
 WARNING_PHASES = {RunPhase.ERRORED, RunPhase.ABORTED}
@@ -208,7 +217,8 @@ class RunDriver:
         spec = run.spec
         assert spec.fault is not None and spec.recovery is not None
         held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
-        deadline = self.now() + held + parse_duration(spec.recovery.timeout) + DEADLINE_GRACE
+        timeout = parse_duration(spec.recovery.timeout)
+        deadline = self.now() + held + timeout + deadline_grace(timeout)
         status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
         self.transition(obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status)
 
@@ -371,7 +381,10 @@ class RunDriver:
         """Revert (idempotent, also after a restart), then measure recovery from the revert."""
         reverted_at = run.status.reverted_at
         if reverted_at is None:
-            self._engine(run).revert(self._context(run))
+            failure = self._revert(run, REVERT_PATIENCE)
+            if failure:
+                self._unrevertable(obj, run, failure)
+                return
             reverted_at = self.now()
             status = run.status.model_copy(update={"reverted_at": reverted_at, "heartbeat_time": reverted_at})
             self._patch(obj, status, precondition=True)
@@ -480,17 +493,12 @@ class RunDriver:
         if extra:
             severity = max([severity or Severity.NONE, *(f.severity for f in extra)])
         if run.spec.fault is not None and _fault_kind(run) in ENGINES:
-            try:
-                self._engine(run).revert(self._context(run))
-            except Exception as exc:  # the record must say so, never hide it
-                findings.append(
-                    Finding(
-                        severity=Severity.CRITICAL,
-                        title="fault could not be reverted",
-                        detail=f"revert failed while aborting ({reason}): {exc}",
-                    )
-                )
+            # bounded: a deleted run's finalizer must be released even when the revert is impossible
+            failure = self._revert(run, dt.timedelta(seconds=10))
+            if failure:
+                findings.append(_unrevertable_finding(f"while aborting ({reason})", failure))
                 severity = Severity.CRITICAL
+                message = f"{message}; the fault could NOT be reverted: {failure}"
         if run.status.phase is RunPhase.OBSERVING or run.status.phase is RunPhase.REVERTING:
             ACTIVE_FAULTS.labels(_fault_kind(run)).dec()
         status = run.status.model_copy(update={"findings": findings, "severity": severity})
@@ -498,6 +506,44 @@ class RunDriver:
             self.transition(obj, run, RunPhase.ABORTED, reason, message, status=status, precondition=False)
         except NotFound:
             return
+
+    def _revert(self, run: ChaosRun, patience: dt.timedelta) -> str | None:
+        """Revert, retrying for up to `patience`; None on success, else what went wrong."""
+        give_up = self.now() + patience
+        while True:
+            try:
+                self._engine(run).revert(self._context(run))
+                return None
+            except EngineError:
+                raise
+            except Exception as exc:
+                error = getattr(exc, "reason", None) or str(exc)
+                status = getattr(exc, "status", None)
+                failure = f"{type(exc).__name__} {status or ''} {error}".replace("  ", " ").strip()
+                log.warning("run %s/%s: revert failed: %s", self.namespace, self.name, failure)
+                if self.now() >= give_up:
+                    return failure
+                time.sleep(1.0)
+
+    def _unrevertable(self, obj: Obj, run: ChaosRun, failure: str) -> None:
+        """The fault stays in place: the worst finding there is, recorded as such."""
+        finding = _unrevertable_finding("after holding it", failure)
+        status = run.status.model_copy(
+            update={
+                "findings": [*run.status.findings, finding],
+                "severity": Severity.CRITICAL,
+                "verdict": Verdict.FAILED,
+            }
+        )
+        ACTIVE_FAULTS.labels(_fault_kind(run)).dec()
+        self.transition(
+            obj,
+            run,
+            RunPhase.COMPLETED,
+            "RevertFailed",
+            f"the fault could NOT be reverted: {failure}",
+            status=status,
+        )
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -603,6 +649,15 @@ class RunDriver:
         failpoints.reached(str(phase))
         if phase.is_terminal:
             RUNS.labels(_fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
+
+
+def _unrevertable_finding(when: str, failure: str) -> Finding:
+    return Finding(
+        severity=Severity.CRITICAL,
+        title="fault could not be reverted",
+        detail=f"reverting the fault {when} failed: {failure}; its artifacts carry the label"
+        " aftershock.dev/run and must be removed by hand (kubectl delete networkpolicy -l aftershock.dev/run=<uid>)",
+    )
 
 
 def _phase_of(obj: Obj) -> str | None:
