@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Annotated, Any
 
@@ -72,11 +71,7 @@ def run(
     if identity:
         os.environ["AFTERSHOCK_OPERATOR_ID"] = identity
     os.environ["AFTERSHOCK_SWEEP_SECONDS"] = str(sweep_interval)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    kopf.configure(verbose=verbose)
+    kopf.configure(verbose=verbose)  # configures the root logger once (ours log through it)
     if metrics_port:
         metrics.serve(metrics_port, bind)
     kopf.run(

@@ -41,6 +41,7 @@ from aftershock.engines.workloads import (
     Workload,
     find_workloads,
     is_ready,
+    owner_uids,
     pod_states,
     pods_of,
     why_not_ready,
@@ -65,6 +66,7 @@ def deadline_grace(timeout: dt.timedelta) -> dt.timedelta:
 
 LEASE = dt.timedelta(seconds=15)
 HEARTBEAT = dt.timedelta(seconds=5)
+WORKLOAD_REFRESH = dt.timedelta(seconds=3)
 WARNING_PHASES = {RunPhase.ERRORED, RunPhase.ABORTED}
 SKIP_REASON_ANNOTATION = "aftershock.dev/skip-reason"
 SKIP_MESSAGE_ANNOTATION = "aftershock.dev/skip-message"
@@ -107,6 +109,7 @@ class RunDriver:
         operator_namespace: str | None = None,
         poll_seconds: float = 0.25,
         clock: Callable[[], dt.datetime] = now,
+        on_change: Callable[[str], None] | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -116,6 +119,7 @@ class RunDriver:
         self.poll = poll_seconds
         self.now = clock
         self._last_heartbeat: dt.datetime | None = None
+        self.on_change = on_change  # told the experiment's name when a run starts or ends
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -407,19 +411,27 @@ class RunDriver:
         # Ready lastTransitionTime has whole-second precision; the start of the last look that
         # still saw the workload degraded is a tighter lower bound for the recovery moment
         still_degraded_at = since
+        refresh_at: dt.datetime | None = None
+        workloads: list[Workload] = []
+        owners: dict[str, set[str]] = {}
         while True:
             if stop.deleted() or stop.exiting():
                 return  # the loop decides between abort and pause
             self._heartbeat()
             looked_at = self.now()
-            workloads = find_workloads(
-                self.kube, str(spec.target.kind), target_ns, spec.target.selector.to_json()
-            )
+            if refresh_at is None or looked_at >= refresh_at:
+                # which workloads and which ReplicaSets own their pods change rarely (a rollout):
+                # re-read them every few seconds, and only the pods on every look
+                workloads = find_workloads(
+                    self.kube, str(spec.target.kind), target_ns, spec.target.selector.to_json()
+                )
+                owners = {w.uid: owner_uids(self.kube, w) for w in workloads}
+                refresh_at = looked_at + WORKLOAD_REFRESH
             moments: list[dt.datetime | None] = []
             all_pods: list[Obj] = []
             ready_total = desired_total = 0
             for workload in workloads:
-                pods = pods_of(self.kube, workload)
+                pods = pods_of(self.kube, workload, owners[workload.uid])
                 states = pod_states(pods, deleted)
                 all_pods.extend(pods)
                 ready_total += sum(1 for s in states if s.ready and not s.deleted)
@@ -649,6 +661,12 @@ class RunDriver:
         failpoints.reached(str(phase))
         if phase.is_terminal:
             RUNS.labels(_fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
+        # not on Pending: the status refresh would delay the injection; Observing lists it as active
+        if self.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
+            try:
+                self.on_change(run.spec.experiment)
+            except Exception:  # the experiment's status is a view; the run's journal is the record
+                log.exception("could not refresh the status of experiment %s", run.spec.experiment)
 
 
 def _unrevertable_finding(when: str, failure: str) -> Finding:

@@ -56,22 +56,28 @@ def _controller_uid(obj: Obj) -> str | None:
     return None
 
 
-def pods_of(kube: Kube, workload: Workload) -> list[Obj]:
+def owner_uids(kube: Kube, workload: Workload) -> set[str]:
+    """UIDs of the objects that directly control the workload's pods (its ReplicaSets for a
+    Deployment, the workload itself otherwise)."""
+    if workload.kind != "Deployment":
+        return {workload.uid}
+    selector = to_label_selector(workload.pod_selector)
+    return {
+        rs["metadata"]["uid"]
+        for rs in kube.list_replicasets(workload.namespace, selector)
+        if _controller_uid(rs) == workload.uid
+    }
+
+
+def pods_of(kube: Kube, workload: Workload, owners: set[str] | None = None) -> list[Obj]:
     """Pods controlled by the workload (through its ReplicaSets for a Deployment).
 
     Ownership, not labels alone, decides: another workload whose pods happen to carry the same
-    labels must never be counted, let alone deleted.
+    labels must never be counted, let alone deleted. `owners` may be passed from `owner_uids`
+    when polling, to spare a list call per look.
     """
-    selector = to_label_selector(workload.pod_selector)
-    pods = kube.list_pods(workload.namespace, selector)
-    if workload.kind == "Deployment":
-        owners = {
-            rs["metadata"]["uid"]
-            for rs in kube.list_replicasets(workload.namespace, selector)
-            if _controller_uid(rs) == workload.uid
-        }
-    else:
-        owners = {workload.uid}
+    pods = kube.list_pods(workload.namespace, to_label_selector(workload.pod_selector))
+    owners = owners if owners is not None else owner_uids(kube, workload)
     return sorted((p for p in pods if _controller_uid(p) in owners), key=lambda p: p["metadata"]["name"])
 
 

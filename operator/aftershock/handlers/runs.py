@@ -1,5 +1,5 @@
-"""ChaosRun handlers: a daemon per active run drives it (engines/runner.py); a phase change
-refreshes the owning experiment's status."""
+"""ChaosRun handlers: a daemon per active run drives it (engines/runner.py), which refreshes the
+owning experiment's status when a run starts and ends; deletion aborts and reverts."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import kopf
 
 from aftershock import GROUP, VERSION
 from aftershock.api.common import RunPhase
-from aftershock.core.naming import LABEL_EXPERIMENT
 from aftershock.engines.runner import RunDriver, Stop
 from aftershock.handlers.context import get_context
 from aftershock.handlers.experiment_status import refresh_experiment_status
@@ -32,6 +31,7 @@ def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_
         identity=ctx.identity,
         operator_namespace=ctx.operator_namespace,
         poll_seconds=ctx.poll_seconds,
+        on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
     )
     stop = Stop(
         deleted=lambda: (
@@ -60,18 +60,11 @@ def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any)
     assert namespace, "ChaosRun is namespaced"
     ctx = get_context()
     driver = RunDriver(
-        ctx.kube, namespace, name, identity=ctx.identity, operator_namespace=ctx.operator_namespace
+        ctx.kube,
+        namespace,
+        name,
+        identity=ctx.identity,
+        operator_namespace=ctx.operator_namespace,
+        on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
     )
     driver.drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
-
-
-@kopf.on.field(GROUP, VERSION, "chaosruns", field="status.phase")
-def run_phase_changed(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    experiment = labels.get(LABEL_EXPERIMENT)
-    if not experiment or not namespace:
-        return
-    try:
-        refresh_experiment_status(get_context().kube, namespace, experiment)
-    except Exception:
-        RECONCILE_ERRORS.labels("ChaosExperiment", "status").inc()
-        raise

@@ -1,0 +1,134 @@
+"""Benchmark: schedule precision with many experiments at once.
+
+N experiments (default 50), each `@every <interval>` deleting one pod of its own 1-replica
+Deployment, run together against the local cluster (operator as a separate process) until at
+least `--slots` runs have injected. For every run: the delay from its slot (`spec.scheduledTime`)
+to the injection (`status.targets[].injectedAt`), both recorded by the API objects.
+
+    .venv/bin/python -m benchmarks.schedule_precision [--experiments 50] [--slots 100] [--interval 15s]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from tests.support.chaos import Chaos, experiment
+from tests.support.operator import start_operator
+from tests.support.tools import REPO
+from tests.support.waiting import wait_for
+from tests.support.workloads import deployment
+
+from benchmarks.pod_delete_latency import percentile
+
+
+def _time(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--experiments", type=int, default=50)
+    parser.add_argument("--slots", type=int, default=100)
+    parser.add_argument("--interval", default="15s")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "schedule-precision.json"
+    )
+    args = parser.parse_args()
+
+    kubeconfig = Path(
+        subprocess.run(
+            ["python3", str(REPO / "hack" / "cluster.py"), "kubeconfig"],
+            text=True,
+            capture_output=True,
+            check=True,
+        ).stdout.strip()
+    )
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    chaos = Chaos(api, namespace)
+    log = Path(tempfile.mkdtemp()) / "operator.log"
+    operator = start_operator(kubeconfig, log, "--namespace", namespace, "--metrics-port", "0")
+    delays: list[float] = []
+    claimed: list[float] = []  # slot → Injecting journaled (targets chosen, run claimed)
+    started = time.monotonic()
+    try:
+        for i in range(args.experiments):
+            apps.create_namespaced_deployment(namespace, deployment(f"svc-{i}", replicas=1))
+
+        def all_ready() -> bool:
+            items = apps.list_namespaced_deployment(namespace).items
+            return len(items) == args.experiments and all((d.status.ready_replicas or 0) == 1 for d in items)
+
+        wait_for(all_ready, timeout=300, message="every Deployment Ready")
+        for i in range(args.experiments):
+            body = experiment(f"tick-{i}", app=f"svc-{i}", objective="10s", timeout="30s")
+            body["spec"].update(
+                schedule=f"@every {args.interval}", successfulRunsHistoryLimit=50, failedRunsHistoryLimit=50
+            )
+            chaos.create_experiment(body)
+
+        def injected_runs() -> list[dict[str, Any]] | None:
+            runs = [
+                r
+                for r in chaos.runs()
+                if any(t.get("injectedAt") for t in (r.get("status") or {}).get("targets", []))
+            ]
+            return runs if len(runs) >= args.slots else None
+
+        runs = wait_for(injected_runs, timeout=900, interval=2, message=f"{args.slots} injected runs")
+        for run in runs:
+            slot = _time(run["spec"]["scheduledTime"])
+            injected = min(_time(t["injectedAt"]) for t in run["status"]["targets"] if t.get("injectedAt"))
+            delays.append((injected - slot).total_seconds())
+            claimed.append((_time(run["status"]["startTime"]) - slot).total_seconds())
+        skipped = [r for r in chaos.runs() if (r.get("status") or {}).get("phase") == "Skipped"]
+    finally:
+        operator.stop()
+        core.delete_namespace(namespace)
+
+    result: dict[str, Any] = {
+        "benchmark": "schedule precision",
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d"),
+        "experiments": args.experiments,
+        "interval": args.interval,
+        "runs_measured": len(delays),
+        "skipped_runs": len(skipped),
+        "wall_seconds": round(time.monotonic() - started, 1),
+        "machine": {
+            "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+            "python": platform.python_version(),
+        },
+        "slot_to_claim_seconds": {
+            "median": round(statistics.median(claimed), 3),
+            "p99": round(percentile(claimed, 99), 3),
+        },
+        "slot_to_injection_seconds": {
+            "median": round(statistics.median(delays), 3),
+            "p99": round(percentile(delays, 99), 3),
+            "max": round(max(delays), 3),
+            "min": round(min(delays), 3),
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
