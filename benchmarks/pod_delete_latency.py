@@ -29,6 +29,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from tests.support.chaos import GROUP, VERSION, Chaos, experiment
 from tests.support.operator import start_operator
+from tests.support.policies import OPT_IN, apply_policy, delete_policy, permissive
 from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
@@ -119,7 +120,8 @@ def main() -> int:
     api = config.new_client_from_config(config_file=str(kubeconfig))
     core = client.CoreV1Api(api)
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN)))
+    apply_policy(api, permissive("benchmark"))
     log = Path(tempfile.mkdtemp()) / "operator.log"
     operator = start_operator(kubeconfig, log, "--namespace", namespace)
     reaction: list[float] = []
@@ -158,6 +160,7 @@ def main() -> int:
     finally:
         operator.stop()
         core.delete_namespace(namespace)
+        delete_policy(api, "benchmark")
 
     result: dict[str, Any] = {
         "benchmark": "pod-delete latency",

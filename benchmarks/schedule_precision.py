@@ -25,6 +25,7 @@ from typing import Any
 from kubernetes import client, config
 from tests.support.chaos import Chaos, experiment
 from tests.support.operator import start_operator
+from tests.support.policies import OPT_IN, apply_policy, delete_policy, permissive
 from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
@@ -59,7 +60,8 @@ def main() -> int:
     api = config.new_client_from_config(config_file=str(kubeconfig))
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN)))
+    apply_policy(api, permissive("benchmark"))
     chaos = Chaos(api, namespace)
     log = Path(tempfile.mkdtemp()) / "operator.log"
     operator = start_operator(kubeconfig, log, "--namespace", namespace, "--metrics-port", "0")
@@ -100,6 +102,7 @@ def main() -> int:
     finally:
         operator.stop()
         core.delete_namespace(namespace)
+        delete_policy(api, "benchmark")
 
     result: dict[str, Any] = {
         "benchmark": "schedule precision",

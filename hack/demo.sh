@@ -21,13 +21,21 @@ echo "== 2/5 CRDs"
 echo "== 3/5 example workload in namespace $NS"
 "${KUBECTL[@]}" delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
 "${KUBECTL[@]}" create namespace "$NS" >/dev/null
+"${KUBECTL[@]}" label namespace "$NS" aftershock.dev/chaos=enabled >/dev/null   # the opt-in
+"${KUBECTL[@]}" apply -f examples/policy.yaml >/dev/null                         # the guardrails
 "${KUBECTL[@]}" -n "$NS" apply -f examples/workload.yaml >/dev/null
 "${KUBECTL[@]}" -n "$NS" rollout status deployment/checkout --timeout=60s
 
 echo "== 4/5 operator (log: $LOG) and experiment"
-.venv/bin/aftershock run --namespace "$NS" --metrics-port 0 --health-port 0 --bind 127.0.0.1 >"$LOG" 2>&1 &
+WEBHOOK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/aftershock run --namespace "$NS" --metrics-port 0 --health-port 0 --bind 127.0.0.1 \
+  --webhook-port "$WEBHOOK_PORT" --webhook-config aftershock.demo >"$LOG" 2>&1 &
 OPERATOR=$!
-trap 'kill $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null || true' EXIT
+trap 'kill $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null || true; "${KUBECTL[@]}" delete validatingwebhookconfiguration aftershock.demo --ignore-not-found >/dev/null' EXIT
+for _ in $(seq 1 60); do   # the admission webhook is registered once the operator is up
+  "${KUBECTL[@]}" get validatingwebhookconfiguration aftershock.demo >/dev/null 2>&1 && break
+  sleep 0.5
+done
 "${KUBECTL[@]}" -n "$NS" apply -f examples/pod-delete.yaml
 echo "   waiting for the run to finish..."
 for _ in $(seq 1 240); do

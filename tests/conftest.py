@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from tests.support.cluster import Cluster
+from tests.support.policies import OPT_IN
 from tests.support.tools import REPO
 
 
@@ -74,7 +75,9 @@ def namespace(api: client.ApiClient, request: pytest.FixtureRequest) -> Iterator
     name = f"t-{stem}-{uuid.uuid4().hex[:6]}"
     core = client.CoreV1Api(api)
     core.create_namespace(
-        client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels={"aftershock.dev/test": "true"}))
+        client.V1Namespace(
+            metadata=client.V1ObjectMeta(name=name, labels={"aftershock.dev/test": "true", **OPT_IN})
+        )
     )
     yield name
     core.delete_namespace(name, propagation_policy="Background")

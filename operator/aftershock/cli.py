@@ -56,6 +56,32 @@ def run(
         float,
         typer.Option(envvar="AFTERSHOCK_SWEEP_SECONDS", help="Seconds between sweeps for left-over faults."),
     ] = 10.0,
+    webhook_port: Annotated[
+        int,
+        typer.Option(
+            envvar="AFTERSHOCK_WEBHOOK_PORT", help="Serve the admission webhooks on this port (0: off)."
+        ),
+    ] = 0,
+    webhook_host: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_WEBHOOK_HOST", help="Host or IP the API server uses to reach the webhook."
+        ),
+    ] = None,
+    webhook_cert_dir: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_WEBHOOK_CERT_DIR",
+            help="Directory with tls.crt, tls.key and ca.crt; default: a self-signed certificate.",
+        ),
+    ] = None,
+    webhook_config: Annotated[
+        str,
+        typer.Option(
+            envvar="AFTERSHOCK_WEBHOOK_CONFIG",
+            help="ValidatingWebhookConfiguration the operator keeps up to date ('' when Helm manages it).",
+        ),
+    ] = "aftershock.dev",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator until interrupted."""
@@ -71,6 +97,13 @@ def run(
     if identity:
         os.environ["AFTERSHOCK_OPERATOR_ID"] = identity
     os.environ["AFTERSHOCK_SWEEP_SECONDS"] = str(sweep_interval)
+    os.environ["AFTERSHOCK_WEBHOOK_PORT"] = str(webhook_port)
+    os.environ["AFTERSHOCK_WEBHOOK_ADDR"] = bind
+    os.environ["AFTERSHOCK_WEBHOOK_CONFIG"] = webhook_config
+    if webhook_host:
+        os.environ["AFTERSHOCK_WEBHOOK_HOST"] = webhook_host
+    if webhook_cert_dir:
+        os.environ["AFTERSHOCK_WEBHOOK_CERT_DIR"] = webhook_cert_dir
     kopf.configure(verbose=verbose)  # configures the root logger once (ours log through it)
     if metrics_port:
         metrics.serve(metrics_port, bind)

@@ -55,6 +55,9 @@ class Kube:
         self.custom = client.CustomObjectsApi(api)
         self.events = client.EventsV1Api(api)
         self.networking = client.NetworkingV1Api(api)
+        self.policy = client.PolicyV1Api(api)
+        self.authz = client.AuthorizationV1Api(api)
+        self.admissionreg = client.AdmissionregistrationV1Api(api)
 
     def _plain(self, obj: object) -> Obj:
         return cast(Obj, self.api.sanitize_for_serialization(obj))
@@ -232,6 +235,61 @@ class Kube:
                 GROUP, VERSION, namespace, PLURALS[kind], name, {"spec": dict(spec)}
             ),
         )
+
+    # --- policy inputs -------------------------------------------------------------------
+
+    def list_policies(self) -> list[Obj]:
+        result = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS["ChaosPolicy"])
+        return cast(list[Obj], result.get("items", []))
+
+    def namespace_labels(self, name: str) -> dict[str, str] | None:
+        """The namespace's labels; None when it does not exist."""
+        try:
+            ns = self.core.read_namespace(name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return dict(ns.metadata.labels or {})
+
+    def list_pdbs(self, namespace: str) -> list[Obj]:
+        items = self.policy.list_namespaced_pod_disruption_budget(namespace).items
+        return [self._plain(item) for item in items]
+
+    def can_i(
+        self,
+        user: str,
+        groups: list[str],
+        *,
+        namespace: str,
+        verb: str,
+        resource: str,
+        group: str = "",
+        subresource: str | None = None,
+        uid: str | None = None,
+        extra: Mapping[str, list[str]] | None = None,
+    ) -> bool:
+        """SubjectAccessReview: could `user` do this directly? (nobody gains power through us)"""
+        review = client.V1SubjectAccessReview(
+            spec=client.V1SubjectAccessReviewSpec(
+                user=user,
+                groups=groups,
+                uid=uid,
+                extra=dict(extra or {}),
+                resource_attributes=client.V1ResourceAttributes(
+                    namespace=namespace, verb=verb, resource=resource, group=group, subresource=subresource
+                ),
+            )
+        )
+        result = self.authz.create_subject_access_review(review)
+        return bool(result.status.allowed)
+
+    def delete_validating_webhook(self, name: str) -> None:
+        try:
+            self.admissionreg.delete_validating_webhook_configuration(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     # --- events --------------------------------------------------------------------------
 

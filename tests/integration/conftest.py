@@ -11,10 +11,13 @@ from kubernetes import client
 
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess, start_operator
+from tests.support.policies import OPT_IN, apply_policy, permissive
 from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 
 SOLO_PREFIX = "t-solo-"
+OPERATOR_NAMESPACE = "aftershock-system"
+WEBHOOK_CONFIG = "aftershock.test"
 CRD_NAMES = ("chaosexperiments.aftershock.dev", "chaosruns.aftershock.dev", "chaospolicies.aftershock.dev")
 
 
@@ -31,6 +34,12 @@ def crds(cluster: Cluster, api: client.ApiClient) -> None:
         return True
 
     wait_for(established, timeout=30, message="aftershock CRDs Established")
+    # a webhook configuration left by an operator that is gone would refuse every create
+    client.AdmissionregistrationV1Api(api).delete_collection_validating_webhook_configuration(
+        field_selector=f"metadata.name={WEBHOOK_CONFIG}"
+    )
+    # the suite runs under one permissive policy; policy tests add stricter ones and remove them
+    apply_policy(api, permissive())
 
 
 @pytest.fixture(scope="session")
@@ -48,11 +57,20 @@ def operator(
         print(f"operator exited with {op.process.returncode}; log tail:\n{op.log()[-4000:]}")
 
 
+def _webhook_registered(api: client.ApiClient) -> bool:
+    configs = (
+        client.AdmissionregistrationV1Api(api)
+        .list_validating_webhook_configuration(field_selector=f"metadata.name={WEBHOOK_CONFIG}")
+        .items
+    )
+    return bool(configs and configs[0].webhooks)
+
+
 @pytest.fixture
 def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
     """A namespace the session operator ignores, for tests that run their own operators."""
     name = f"{SOLO_PREFIX}{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=OPT_IN)))
     yield name
     core.delete_namespace(name, propagation_policy="Background")

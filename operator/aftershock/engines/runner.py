@@ -27,8 +27,9 @@ from aftershock.api.common import Finding, RunPhase, Severity, Verdict
 from aftershock.api.durations import parse_duration
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun, ChaosRunSpec, ChaosRunStatus, TargetRecord
+from aftershock.core import policy as core_policy
 from aftershock.core import recovery as core_recovery
-from aftershock.core.safety import check_target_namespace, effective_target_namespace
+from aftershock.core.safety import effective_target_namespace
 from aftershock.core.selectors import is_empty
 from aftershock.core.severity import Finding as CoreFinding
 from aftershock.core.severity import RecoveryObservation, assess, format_seconds
@@ -37,6 +38,7 @@ from aftershock.core.times import parse_time
 from aftershock.engines.base import EngineError, FaultEngine, InjectContext
 from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
+from aftershock.engines.policy_gate import Policies, check_before_injecting, pdbs_for, respects_budgets
 from aftershock.engines.workloads import (
     Workload,
     find_workloads,
@@ -110,6 +112,7 @@ class RunDriver:
         poll_seconds: float = 0.25,
         clock: Callable[[], dt.datetime] = now,
         on_change: Callable[[str], None] | None = None,
+        suspended: Callable[[], str | None] = lambda: None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -120,6 +123,7 @@ class RunDriver:
         self.now = clock
         self._last_heartbeat: dt.datetime | None = None
         self.on_change = on_change  # told the experiment's name when a run starts or ends
+        self.suspended = suspended  # the kill switch: a sentence while any ChaosPolicy is suspended
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -139,6 +143,10 @@ class RunDriver:
                 self.abort(obj, run, "Deleted", "the run (or its experiment) was deleted while it was active")
                 return
             if stop.exiting():
+                return
+            kill_switch = self.suspended()
+            if kill_switch and phase in (RunPhase.INJECTING, RunPhase.OBSERVING, RunPhase.REVERTING):
+                self.abort(obj, run, "PolicySuspended", kill_switch)
                 return
             try:
                 if phase in (RunPhase.INJECTING, RunPhase.OBSERVING, RunPhase.REVERTING):
@@ -249,11 +257,11 @@ class RunDriver:
         assert spec.target is not None and spec.fault is not None and spec.recovery is not None
         target = spec.target
         target_ns = effective_target_namespace(self.namespace, target.namespace)
-        refusal = check_target_namespace(self.namespace, target.namespace, self.operator_namespace)
-        if refusal:
-            self.transition(obj, run, RunPhase.SKIPPED, "TargetNotAllowed", refusal)
-            return
         self._engine(run)  # an unsupported fault ends Errored before anything is resolved
+        decision, _ = self._policy_check(run, target_ns)  # fail fast, before waiting for steady state
+        if not decision.allowed:
+            self.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
+            return
         selector = target.selector.to_json()
         if is_empty(selector):
             raise Abort("EmptySelector", "target.selector is empty; refusing to target every workload")
@@ -281,6 +289,28 @@ class RunDriver:
             raise Abort("NoTargets", f"{exc.reason}; nothing was injected") from exc
         except ValueError as exc:
             raise Abort("InvalidTarget", str(exc)) from exc
+        # the policy again, immediately before injecting: it may have changed while we waited
+        decision, policies = self._policy_check(run, target_ns)
+        if decision.allowed:
+            decision = core_policy.check_blast_radius(policies, requested=len(chosen), total=len(pods))
+        if not decision.allowed:
+            self.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
+            return
+        budget_notes: list[str] = []
+        if respects_budgets(policies):
+            kept, budget_notes = core_policy.pdb_limit(
+                [p["metadata"]["name"] for p in chosen], pdbs_for(self.kube, target_ns, chosen)
+            )
+            if not kept:
+                self.transition(
+                    obj,
+                    run,
+                    RunPhase.SKIPPED,
+                    "DisruptionBudget",
+                    "; ".join(budget_notes) + "; nothing was injected",
+                )
+                return
+            chosen = [p for p in chosen if p["metadata"]["name"] in set(kept)]
         records = [
             TargetRecord(
                 kind="Pod", name=p["metadata"]["name"], namespace=target_ns, uid=p["metadata"]["uid"]
@@ -304,10 +334,25 @@ class RunDriver:
             }
         )
         # the claim: of two operators writing this transition from the same journal, one wins
+        note = f" ({'; '.join(budget_notes)})" if budget_notes else ""
         self.transition(
-            obj, run, RunPhase.INJECTING, "Injecting", f"{_fault_kind(run)} on {names}", status=status
+            obj, run, RunPhase.INJECTING, "Injecting", f"{_fault_kind(run)} on {names}{note}", status=status
         )
         self._last_heartbeat = moment
+
+    def _policy_check(self, run: ChaosRun, target_ns: str) -> tuple[core_policy.Decision, Policies]:
+        kill_switch = self.suspended()
+        if kill_switch:
+            return core_policy.Decision(False, "PolicySuspended", kill_switch, None), []
+        return check_before_injecting(
+            self.kube,
+            run_name=self.name,
+            run_namespace=self.namespace,
+            target_namespace=target_ns,
+            fault_kind=_fault_kind(run),
+            operator_namespace=self.operator_namespace,
+            now=self.now(),
+        )
 
     def _wait_steady(self, workloads: list[Workload], limit: dt.timedelta, stop: Stop) -> list[Obj] | None:
         """Ready candidate pods once every workload is at its desired Ready count.
@@ -372,7 +417,7 @@ class RunDriver:
             parse_duration(run.spec.fault.duration) if run.spec.fault.duration else dt.timedelta(0)
         )
         while self.now() < until:
-            if stop.deleted() or stop.exiting():
+            if stop.deleted() or stop.exiting() or self.suspended():
                 return
             self._heartbeat()
             stop.wait(min(self.poll * 4, max(0.0, (until - self.now()).total_seconds())))
@@ -415,7 +460,7 @@ class RunDriver:
         workloads: list[Workload] = []
         owners: dict[str, set[str]] = {}
         while True:
-            if stop.deleted() or stop.exiting():
+            if stop.deleted() or stop.exiting() or self.suspended():
                 return  # the loop decides between abort and pause
             self._heartbeat()
             looked_at = self.now()

@@ -1,5 +1,5 @@
 """kopf handlers. Importing this package registers them; each module stays thin."""
 
-from aftershock.handlers import experiments, runs, schedules, startup
+from aftershock.handlers import admission, experiments, policies, runs, schedules, startup
 
-__all__ = ["experiments", "runs", "schedules", "startup"]
+__all__ = ["admission", "experiments", "policies", "runs", "schedules", "startup"]

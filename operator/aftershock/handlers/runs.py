@@ -9,6 +9,7 @@ import kopf
 
 from aftershock import GROUP, VERSION
 from aftershock.api.common import RunPhase
+from aftershock.engines.policy_gate import WATCH
 from aftershock.engines.runner import RunDriver, Stop
 from aftershock.handlers.context import get_context
 from aftershock.handlers.experiment_status import refresh_experiment_status
@@ -32,6 +33,7 @@ def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_
         operator_namespace=ctx.operator_namespace,
         poll_seconds=ctx.poll_seconds,
         on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
+        suspended=WATCH.suspended,
     )
     stop = Stop(
         deleted=lambda: (

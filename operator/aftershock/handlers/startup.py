@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -14,6 +16,7 @@ from aftershock.core.naming import FINALIZER
 from aftershock.handlers.context import OperatorContext, default_identity, set_context
 from aftershock.handlers.sweeper import Sweeper
 from aftershock.kube import Kube, load_client
+from aftershock.tls import ServingCert, self_signed
 
 log = logging.getLogger(__name__)
 _sweeper: Sweeper | None = None
@@ -41,10 +44,43 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     )
     set_context(context)
     log.info("operator identity: %s", context.identity)
+    configure_webhook(settings)
     interval = float(os.environ.get("AFTERSHOCK_SWEEP_SECONDS", "10"))
     if interval > 0:
         _sweeper = Sweeper(kube, interval)
         _sweeper.start()
+
+
+def configure_webhook(settings: kopf.OperatorSettings) -> None:
+    """Serve the admission webhooks over TLS when a port is configured.
+
+    With a certificate directory (tls.crt, tls.key, ca.crt — e.g. from cert-manager) those files
+    are used; otherwise a self-signed CA and certificate are made for the advertised host. With a
+    configuration name, kopf keeps that ValidatingWebhookConfiguration pointed at this server.
+    """
+    port = int(os.environ.get("AFTERSHOCK_WEBHOOK_PORT", "0"))
+    if not port:
+        return
+    addr = os.environ.get("AFTERSHOCK_WEBHOOK_ADDR", "0.0.0.0")
+    host = os.environ.get("AFTERSHOCK_WEBHOOK_HOST") or ("127.0.0.1" if addr in ("0.0.0.0", "") else addr)
+    cert_dir = os.environ.get("AFTERSHOCK_WEBHOOK_CERT_DIR")
+    if cert_dir:
+        directory = Path(cert_dir)
+        cert = ServingCert(directory / "tls.crt", directory / "tls.key", (directory / "ca.crt").read_bytes())
+    else:
+        cert = self_signed(Path(tempfile.mkdtemp(prefix="aftershock-webhook-")), [host, "localhost"])
+    settings.admission.server = kopf.WebhookServer(
+        addr=addr,
+        port=port,
+        host=host,
+        certfile=str(cert.certfile),
+        pkeyfile=str(cert.keyfile),
+        cadata=cert.ca_pem,
+    )
+    managed = os.environ.get("AFTERSHOCK_WEBHOOK_CONFIG", "aftershock.dev")
+    if managed:
+        settings.admission.managed = managed
+    log.info("admission webhook on https://%s:%d (config %s)", host, port, managed or "unmanaged")
 
 
 @kopf.on.cleanup()

@@ -1,0 +1,131 @@
+"""The policy gate at run time: the same rules as admission, checked again right before injecting
+(policies change), plus what only the cluster's state can tell — active runs, blast radius over
+the real pods, and PodDisruptionBudgets. Decisions come from core.policy; this module gathers
+the facts.
+
+It also keeps the kill switch: every operator watches ChaosPolicies, and the moment any of them
+has `suspend: true`, every run driver in this process sees `suspended()` and aborts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aftershock.api.policy import ChaosPolicySpec
+from aftershock.core import policy as core_policy
+from aftershock.core.phases import is_terminal
+from aftershock.core.selectors import matches
+from aftershock.kube import Kube, Obj
+
+Policies = list[tuple[str, ChaosPolicySpec]]
+ACTIVE_PHASES = {"Injecting", "Observing", "Reverting"}
+
+
+def load_policies(kube: Kube) -> Policies:
+    return [
+        (p["metadata"]["name"], ChaosPolicySpec.model_validate(p.get("spec") or {}))
+        for p in kube.list_policies()
+    ]
+
+
+def _target_namespace(run: Obj) -> str:
+    spec = run.get("spec") or {}
+    return str((spec.get("target") or {}).get("namespace") or run["metadata"]["namespace"])
+
+
+def check_before_injecting(
+    kube: Kube,
+    *,
+    run_name: str,
+    run_namespace: str,
+    target_namespace: str,
+    fault_kind: str,
+    operator_namespace: str | None,
+    now: dt.datetime,
+) -> tuple[core_policy.Decision, Policies]:
+    """Everything but the blast radius: namespace, fault, suspension, time, concurrency."""
+    policies = load_policies(kube)
+    labels = kube.namespace_labels(target_namespace)
+    if labels is None:
+        return (
+            core_policy.Decision(
+                False, "TargetNamespaceNotFound", f"namespace {target_namespace} does not exist", None
+            ),
+            policies,
+        )
+    decision = core_policy.check_static(
+        policies,
+        experiment_namespace=run_namespace,
+        target_namespace=target_namespace,
+        target_namespace_labels=labels,
+        fault_kind=fault_kind,
+        operator_namespace=operator_namespace,
+    )
+    if not decision.allowed:
+        return decision, policies
+    decision = core_policy.check_time(policies, now=now)
+    if not decision.allowed:
+        return decision, policies
+    active = [
+        r
+        for r in kube.list_runs_everywhere()
+        if (r.get("status") or {}).get("phase") in ACTIVE_PHASES
+        and not (r["metadata"]["name"] == run_name and r["metadata"]["namespace"] == run_namespace)
+    ]
+    in_namespace = sum(1 for r in active if _target_namespace(r) == target_namespace)
+    return core_policy.check_concurrency(
+        policies, active_total=len(active), active_in_namespace=in_namespace
+    ), policies
+
+
+def respects_budgets(policies: Sequence[tuple[str, ChaosPolicySpec]]) -> bool:
+    return any(spec.respect_disruption_budgets for _, spec in policies)
+
+
+def pdbs_for(kube: Kube, namespace: str, pods: Sequence[Obj]) -> list[core_policy.PdbInfo]:
+    """The PodDisruptionBudgets of a namespace, each with the names of the given pods it covers."""
+    infos = []
+    for pdb in kube.list_pdbs(namespace):
+        selector = (pdb.get("spec") or {}).get("selector")
+        if selector is None:
+            continue
+        covers = frozenset(
+            p["metadata"]["name"] for p in pods if matches(selector, p["metadata"].get("labels") or {})
+        )
+        allowed = int(((pdb.get("status") or {}).get("disruptionsAllowed")) or 0)
+        infos.append(core_policy.PdbInfo(pdb["metadata"]["name"], allowed, covers))
+    return infos
+
+
+class PolicyWatch:
+    """The policies this operator has seen, kept current by the ChaosPolicy event handler."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._specs: dict[str, Mapping[str, Any]] = {}
+
+    def update(self, name: str, spec: Mapping[str, Any] | None) -> None:
+        with self._lock:
+            if spec is None:
+                self._specs.pop(name, None)
+            else:
+                self._specs[name] = dict(spec)
+
+    def suspended(self) -> str | None:
+        """A sentence naming the suspended policy, or None while no policy is suspended."""
+        with self._lock:
+            for name, spec in sorted(self._specs.items()):
+                if spec.get("suspend"):
+                    return f"ChaosPolicy {name} has suspend: true (the kill switch)"
+        return None
+
+
+WATCH = PolicyWatch()
+
+
+def is_active(run: Obj) -> bool:
+    phase = (run.get("status") or {}).get("phase")
+    return not phase or not is_terminal(phase)
