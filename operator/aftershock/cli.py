@@ -87,7 +87,6 @@ def run(
     """Run the operator until interrupted."""
     import kopf
 
-    import aftershock.handlers  # noqa: F401  (registers the handlers)
     from aftershock import metrics
 
     if namespace and all_namespaces:
@@ -104,6 +103,10 @@ def run(
         os.environ["AFTERSHOCK_WEBHOOK_HOST"] = webhook_host
     if webhook_cert_dir:
         os.environ["AFTERSHOCK_WEBHOOK_CERT_DIR"] = webhook_cert_dir
+    import aftershock.handlers
+
+    if webhook_port:
+        import aftershock.handlers.admission  # noqa: F401  (registers the admission webhooks)
     kopf.configure(verbose=verbose)  # configures the root logger once (ours log through it)
     if metrics_port:
         metrics.serve(metrics_port, bind)

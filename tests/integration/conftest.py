@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from tests.support.cluster import Cluster
+from tests.support.net import free_port
 from tests.support.operator import OperatorProcess, start_operator
 from tests.support.policies import OPT_IN, apply_policy, permissive
 from tests.support.tools import REPO
@@ -44,17 +45,38 @@ def crds(cluster: Cluster, api: client.ApiClient) -> None:
 
 @pytest.fixture(scope="session")
 def operator(
-    cluster: Cluster, crds: None, tmp_path_factory: pytest.TempPathFactory
+    cluster: Cluster,
+    api: client.ApiClient,
+    crds: None,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> Iterator[OperatorProcess]:
     log_path: Path = tmp_path_factory.mktemp("operator") / "operator.log"
     # namespaces named t-solo-* belong to tests that run operators of their own (crash, two operators)
     op = start_operator(
-        cluster.kubeconfig, log_path, "--namespace", f"!{SOLO_PREFIX}*", "--sweep-interval", "2"
+        cluster.kubeconfig,
+        log_path,
+        "--namespace",
+        f"!{SOLO_PREFIX}*",
+        "--sweep-interval",
+        "2",
+        "--webhook-port",
+        str(free_port()),
+        "--webhook-config",
+        WEBHOOK_CONFIG,
+        "--operator-namespace",
+        OPERATOR_NAMESPACE,
     )
+    wait_for(lambda: _webhook_registered(api), timeout=30, message="the webhook configuration")
     yield op
     op.stop()
-    if op.process.returncode not in (0, -15):
-        print(f"operator exited with {op.process.returncode}; log tail:\n{op.log()[-4000:]}")
+    client.AdmissionregistrationV1Api(api).delete_collection_validating_webhook_configuration(
+        field_selector=f"metadata.name={WEBHOOK_CONFIG}"
+    )
+    if op.process.returncode not in (0, -15) or request.session.testsfailed:
+        # keep the evidence: CI shows this output, the temporary directory is gone later
+        lines = [line for line in op.log().splitlines() if not line.startswith(("│", "╭", "╰"))]
+        print(f"operator exited with {op.process.returncode}; last log lines:\n" + "\n".join(lines[-150:]))
 
 
 def _webhook_registered(api: client.ApiClient) -> bool:
@@ -73,4 +95,18 @@ def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=OPT_IN)))
     yield name
+    # the operators that served this namespace are gone: release our finalizers, then delete it
+    objects = client.CustomObjectsApi(api)
+    for plural in ("chaosruns", "chaosexperiments"):
+        for item in objects.list_namespaced_custom_object("aftershock.dev", "v1alpha1", name, plural)[
+            "items"
+        ]:
+            objects.patch_namespaced_custom_object(
+                "aftershock.dev",
+                "v1alpha1",
+                name,
+                plural,
+                item["metadata"]["name"],
+                {"metadata": {"finalizers": None}},
+            )
     core.delete_namespace(name, propagation_policy="Background")

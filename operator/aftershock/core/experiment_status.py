@@ -10,6 +10,13 @@ from typing import Any
 from aftershock.core import conditions as cond
 from aftershock.core.history import RetiredTotals, combine
 from aftershock.core.phases import RunPhase, is_terminal
+from aftershock.core.policy import Reason
+
+POLICY_REASONS = frozenset(
+    {str(reason) for reason in Reason if reason is not Reason.ALLOWED}
+    | {"TargetNamespaceNotFound", "DisruptionBudget"}
+)
+"""Reasons of a Skipped run that mean a ChaosPolicy (not the schedule) stands in the way."""
 
 
 def _phase(run: Mapping[str, Any]) -> RunPhase | None:
@@ -73,6 +80,12 @@ def experiment_status(
     status["summary"] = combine(totals, live)
 
     conditions = [dict(c) for c in previous_conditions or []]
+    if not stalled_reason and finished and not active:
+        last_status = finished[-1].get("status") or {}
+        if last_status.get("phase") == "Skipped" and last_status.get("reason") in POLICY_REASONS:
+            # a policy stops this experiment: say so where kstatus looks, not only on the run
+            stalled_reason = str(last_status["reason"])
+            stalled_message = str(last_status.get("message") or "")
 
     def put(type_: str, value: bool, reason: str, message: str = "") -> None:
         nonlocal conditions

@@ -104,8 +104,11 @@ def check_action(
         operator_namespace=operator_namespace,
     )
     if not decision.allowed:
+        # the object may exist (GitOps keeps syncing), but nothing runs: say why, do not refuse
         if decision.reason == "NoChaosPolicy":
             outcome.warnings.append(f"{decision.message} Until then nothing is injected.")
+        elif decision.reason == "PolicySuspended":
+            outcome.warnings.append(f"{decision.message} Runs are skipped while it is suspended.")
         else:
             raise Refused(decision.message)
     if runs_now and policies:

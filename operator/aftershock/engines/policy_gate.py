@@ -18,6 +18,7 @@ from aftershock.api.policy import ChaosPolicySpec
 from aftershock.core import policy as core_policy
 from aftershock.core.phases import is_terminal
 from aftershock.core.selectors import matches
+from aftershock.core.times import parse_time
 from aftershock.kube import Kube, Obj
 
 Policies = list[tuple[str, ChaosPolicySpec]]
@@ -34,6 +35,16 @@ def load_policies(kube: Kube) -> Policies:
 def _target_namespace(run: Obj) -> str:
     spec = run.get("spec") or {}
     return str((spec.get("target") or {}).get("namespace") or run["metadata"]["namespace"])
+
+
+def _counts_as_active(run: Obj, now: dt.datetime) -> bool:
+    """Injecting, Observing or Reverting, and not abandoned: a run past its deadline is the
+    sweeper's business and must not hold a concurrency slot forever."""
+    status = run.get("status") or {}
+    if status.get("phase") not in ACTIVE_PHASES:
+        return False
+    deadline = parse_time(status.get("deadline"))
+    return deadline is None or deadline > now
 
 
 def check_before_injecting(
@@ -72,7 +83,7 @@ def check_before_injecting(
     active = [
         r
         for r in kube.list_runs_everywhere()
-        if (r.get("status") or {}).get("phase") in ACTIVE_PHASES
+        if _counts_as_active(r, now)
         and not (r["metadata"]["name"] == run_name and r["metadata"]["namespace"] == run_namespace)
     ]
     in_namespace = sum(1 for r in active if _target_namespace(r) == target_namespace)

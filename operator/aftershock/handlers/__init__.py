@@ -1,5 +1,9 @@
-"""kopf handlers. Importing this package registers them; each module stays thin."""
+"""kopf handlers. Importing this package registers them; each module stays thin.
 
-from aftershock.handlers import admission, experiments, policies, runs, schedules, startup
+The admission webhooks (handlers/admission.py) are registered separately, only when a webhook
+port is configured: kopf refuses to start with admission handlers but no server.
+"""
 
-__all__ = ["admission", "experiments", "policies", "runs", "schedules", "startup"]
+from aftershock.handlers import experiments, policies, runs, schedules, startup
+
+__all__ = ["experiments", "policies", "runs", "schedules", "startup"]

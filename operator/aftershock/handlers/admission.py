@@ -28,7 +28,7 @@ def _unchanged_spec(operation: str | None, old: Any, body: kopf.Body) -> bool:
     )
 
 
-@kopf.on.validate(GROUP, VERSION, "chaosexperiments", operations=["CREATE", "UPDATE"], id="policy")
+@kopf.on.validate(GROUP, VERSION, "chaosexperiments", operations=["CREATE", "UPDATE"], id="experiments")
 def validate_experiment(
     body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo, warnings: list[str], **kwargs: Any
 ) -> None:
@@ -51,7 +51,7 @@ def validate_experiment(
     warnings.extend(outcome.warnings)
 
 
-@kopf.on.validate(GROUP, VERSION, "chaosruns", operations=["CREATE"], id="policy")
+@kopf.on.validate(GROUP, VERSION, "chaosruns", operations=["CREATE"], id="runs")
 def validate_run(
     body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo, warnings: list[str], **_: Any
 ) -> None:
