@@ -9,6 +9,7 @@ writes can carry a resourceVersion precondition so two operators never both clai
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Mapping
 from typing import Any, cast
@@ -30,6 +31,16 @@ class Conflict(Exception):
 
 class NotFound(Exception):
     """The object does not exist (any more)."""
+
+
+def forbidden(exc: BaseException) -> str | None:
+    """The API server's message when `exc` is an RBAC denial (403), else None."""
+    if isinstance(exc, ApiException) and exc.status == 403:
+        try:
+            return str(json.loads(exc.body or "{}").get("message") or exc.reason)
+        except ValueError:
+            return str(exc.reason)
+    return None
 
 
 def load_client() -> client.ApiClient:

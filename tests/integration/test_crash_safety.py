@@ -212,6 +212,7 @@ OPERATOR_RULES_WITHOUT_NP_DELETE: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
     {
         "apiGroups": ["apps"],
         "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"],
@@ -274,3 +275,37 @@ def test_unrevertable_fault_still_releases_the_finalizer_and_says_so(
     # clean up what the restricted operator could not (the session operator's sweeper would too)
     for policy in our_network_policies(api, ns):
         client.NetworkingV1Api(api).delete_namespaced_network_policy(policy.metadata.name, ns)
+
+
+def test_rbac_denied_injection_ends_errored_not_retried(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path
+) -> None:
+    ns = solo_namespace
+    chaos = Chaos(api, ns)
+    client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("locked", replicas=2))
+    steady = wait_for(
+        lambda: (found := ready_pods(api, ns, "locked")) and len(found) == 2 and found,
+        timeout=60,
+        message="steady",
+    )
+    before = {p.metadata.uid for p in steady}
+    no_pod_delete = [
+        {**rule, "verbs": [v for v in rule["verbs"] if v != "delete"]}
+        if rule["resources"] == ["pods"]
+        else rule
+        for rule in OPERATOR_RULES_WITHOUT_NP_DELETE
+    ]
+    with service_account_kubeconfig(
+        api, cluster.kubeconfig, ns, no_pod_delete, tmp_path / "no-delete.kubeconfig"
+    ) as cfg:
+        op = start_operator(cfg, tmp_path / "no-delete.log", "--namespace", ns, "--identity", "no-delete")
+        try:
+            chaos.create_experiment(experiment("denied", app="locked"))
+            run = wait_for(lambda: chaos.finished_run("denied"), timeout=60, message="the run to end")
+        finally:
+            op.stop()
+    status = run["status"]
+    assert status["phase"] == "Errored" and status["reason"] == "Forbidden", status
+    assert "cannot delete resource" in status["message"] and "pods" in status["message"]
+    assert "verdict" not in status  # the system under test is not blamed
+    assert {p.metadata.uid for p in ready_pods(api, ns, "locked")} == before

@@ -48,7 +48,7 @@ from aftershock.engines.workloads import (
     pods_of,
     why_not_ready,
 )
-from aftershock.kube import Conflict, Kube, NotFound, Obj, now
+from aftershock.kube import Conflict, Kube, NotFound, Obj, forbidden, now
 from aftershock.metrics import ACTIVE_FAULTS, DETECTION_LAG, INJECTIONS, RECOVERY, RUNS
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,12 @@ class RunDriver:
                 return
             except (EngineError, Abort) as exc:
                 self._error(obj, run, exc.reason, exc.message)
+            except Exception as exc:
+                denied = forbidden(exc)
+                if denied is None:
+                    raise
+                # RBAC denied: the chaos cannot be carried out; retrying would not change that
+                self._error(obj, run, "Forbidden", f"the operator is not allowed to do this: {denied}")
 
     # --- ownership -----------------------------------------------------------------------
 
