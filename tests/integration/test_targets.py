@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from tests.support.chaos import Chaos, experiment
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
+from tests.support.policies import OPT_IN
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, is_ready, pods_of
 
@@ -98,12 +101,12 @@ def test_daemonset_pod_is_deleted_and_replaced(api: client.ApiClient, namespace:
     assert status["targets"][0]["uid"] not in {p.metadata.uid for p in pods_of(api, namespace, "agent")}
 
 
-def test_target_in_another_namespace_is_skipped_and_untouched(
+def test_target_in_another_namespace_is_refused_and_untouched(
     api: client.ApiClient, namespace: str, chaos: Chaos
 ) -> None:
     core = client.CoreV1Api(api)
     other = f"{namespace}-other"[:63]
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=other, labels=OPT_IN)))
     try:
         client.AppsV1Api(api).create_namespaced_deployment(other, deployment("victim", replicas=1))
         wait_for(
@@ -112,12 +115,11 @@ def test_target_in_another_namespace_is_skipped_and_untouched(
         before = {p.metadata.uid for p in pods_of(api, other, "victim")}
         body = experiment("elsewhere", app="victim")
         body["spec"]["target"]["namespace"] = other
-        chaos.create_experiment(body)
-        status = _finished(chaos, "elsewhere")["status"]
-        assert status["phase"] == "Skipped", status
-        assert status["reason"] == "TargetNotAllowed"
-        assert other in status["message"]
-        assert "targets" not in status or status["targets"] == []
+        with pytest.raises(ApiException) as refused:
+            chaos.create_experiment(body)
+        assert refused.value.status == 403
+        assert "does not allow cross-namespace targets" in json.loads(refused.value.body)["message"]
+        assert chaos.runs() == []
         assert {p.metadata.uid for p in pods_of(api, other, "victim")} == before
     finally:
         core.delete_namespace(other)
