@@ -75,10 +75,19 @@ def _refused(
     return str(json.loads(refused.value.body)["message"])
 
 
-def _cluster_snapshot(api: client.ApiClient) -> dict[str, Any]:
+def _cluster_snapshot(api: client.ApiClient, namespaces: set[str] | None = None) -> dict[str, Any]:
+    """Pods, nodes and NetworkPolicies of the cluster; namespaces that earlier tests are still
+    deleting are left out (their pods vanish by themselves)."""
     core = client.CoreV1Api(api)
+    if namespaces is None:
+        namespaces = {n.metadata.name for n in core.list_namespace().items if n.status.phase == "Active"}
     return {
-        "pods": sorted(p.metadata.uid for p in core.list_pod_for_all_namespaces().items),
+        "namespaces": namespaces,
+        "pods": sorted(
+            p.metadata.uid
+            for p in core.list_pod_for_all_namespaces().items
+            if p.metadata.namespace in namespaces
+        ),
         "nodes": sorted(
             (
                 n.metadata.name,
@@ -89,7 +98,9 @@ def _cluster_snapshot(api: client.ApiClient) -> dict[str, Any]:
             for n in core.list_node().items
         ),
         "network_policies": sorted(
-            p.metadata.uid for p in client.NetworkingV1Api(api).list_network_policy_for_all_namespaces().items
+            p.metadata.uid
+            for p in client.NetworkingV1Api(api).list_network_policy_for_all_namespaces().items
+            if p.metadata.namespace in namespaces
         ),
     }
 
@@ -261,7 +272,7 @@ def test_hostile_and_mistaken_experiments_are_refused_and_change_nothing(
         apply_policy(api, permissive())
 
     assert len(seen) >= 25, seen
-    after = _cluster_snapshot(api)
+    after = _cluster_snapshot(api, before["namespaces"])
     new_pods = set(after["pods"]) - set(before["pods"])
     # the only new pods are the "late" Deployment's own (created by the test, never touched)
     late = {p.metadata.uid for p in pods_of(api, namespace, "late")}
