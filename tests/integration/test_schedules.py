@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
 import uuid
 from typing import Any
 
@@ -10,7 +12,9 @@ import pytest
 from kubernetes import client
 
 from tests.support.chaos import Chaos, experiment, our_network_policies, partition
+from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
+from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
 
@@ -185,3 +189,33 @@ def test_manual_run_names_only_the_experiment(api: client.ApiClient, namespace: 
     assert run["status"]["phase"] == "Completed", run["status"]
     assert run["spec"]["target"]["selector"]["matchLabels"] == {"app": "manual"}  # filled in
     assert run["spec"]["scheduledTime"]
+
+
+def test_aftershock_trigger_runs_an_experiment_now(
+    cluster: Cluster, api: client.ApiClient, namespace: str, chaos: Chaos
+) -> None:
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("triggered", replicas=2))
+    wait_for(lambda: len(ready_pods(api, namespace, "triggered")) == 2, timeout=60, message="steady state")
+    body = experiment("nightly", app="triggered")
+    body["spec"].update(schedule="0 3 * * *", timeZone="Europe/Berlin")  # not due for hours
+    chaos.create_experiment(body)
+    cli = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "aftershock"), "trigger", "nightly", "-n", namespace],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "chaosrun.aftershock.dev/nightly-" in cli.stdout
+    run = wait_for(lambda: chaos.finished_run("nightly"), timeout=60, message="the triggered run")
+    assert run["status"]["phase"] == "Completed", run["status"]
+    assert run["metadata"]["labels"]["aftershock.dev/trigger"] == "manual"
+    missing = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "aftershock"), "trigger", "no-such", "-n", namespace],
+        env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        text=True,
+        capture_output=True,
+        timeout=60,
+    )
+    assert missing.returncode == 1 and "not found" in missing.stderr
