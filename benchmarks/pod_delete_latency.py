@@ -19,20 +19,18 @@ import json
 import platform
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config, watch
+from kubernetes import client, watch
 from tests.support.chaos import GROUP, VERSION, Chaos, experiment
-from tests.support.operator import start_operator
-from tests.support.policies import OPT_IN, apply_policy, delete_policy, permissive
 from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
+
+from benchmarks.common import bench_environment, percentile
 
 
 def _now() -> dt.datetime:
@@ -93,12 +91,6 @@ class Recorder:
             w.stop()
 
 
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    rank = max(1, round(p / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -109,24 +101,10 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    kubeconfig = Path(
-        subprocess.run(
-            ["python3", str(REPO / "hack" / "cluster.py"), "kubeconfig"],
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout.strip()
-    )
-    api = config.new_client_from_config(config_file=str(kubeconfig))
-    core = client.CoreV1Api(api)
-    namespace = f"bench-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN)))
-    apply_policy(api, permissive("benchmark"))
-    log = Path(tempfile.mkdtemp()) / "operator.log"
-    operator = start_operator(kubeconfig, log, "--namespace", namespace)
     reaction: list[float] = []
     detection: list[float] = []
-    try:
+    with bench_environment("bench") as bench:
+        api, namespace = bench.api, bench.namespace
         client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("target", replicas=3))
         chaos = Chaos(api, namespace)
         recorder = Recorder(api, namespace)
@@ -157,10 +135,6 @@ def main() -> int:
             )
             chaos.delete("chaosexperiments", name)
         recorder.stop()
-    finally:
-        operator.stop()
-        core.delete_namespace(namespace)
-        delete_policy(api, "benchmark")
 
     result: dict[str, Any] = {
         "benchmark": "pod-delete latency",

@@ -16,21 +16,17 @@ import json
 import platform
 import statistics
 import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from tests.support.chaos import Chaos, experiment
-from tests.support.operator import start_operator
-from tests.support.policies import OPT_IN, apply_policy, delete_policy, permissive
 from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-from benchmarks.pod_delete_latency import percentile
+from benchmarks.common import bench_environment, percentile
 
 
 def _time(value: str) -> dt.datetime:
@@ -49,26 +45,13 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    kubeconfig = Path(
-        subprocess.run(
-            ["python3", str(REPO / "hack" / "cluster.py"), "kubeconfig"],
-            text=True,
-            capture_output=True,
-            check=True,
-        ).stdout.strip()
-    )
-    api = config.new_client_from_config(config_file=str(kubeconfig))
-    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
-    namespace = f"bench-sched-{uuid.uuid4().hex[:6]}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace, labels=OPT_IN)))
-    apply_policy(api, permissive("benchmark"))
-    chaos = Chaos(api, namespace)
-    log = Path(tempfile.mkdtemp()) / "operator.log"
-    operator = start_operator(kubeconfig, log, "--namespace", namespace, "--metrics-port", "0")
     delays: list[float] = []
     claimed: list[float] = []  # slot → Injecting journaled (targets chosen, run claimed)
     started = time.monotonic()
-    try:
+    with bench_environment("bench-sched") as bench:
+        api, namespace = bench.api, bench.namespace
+        apps = client.AppsV1Api(api)
+        chaos = Chaos(api, namespace)
         for i in range(args.experiments):
             apps.create_namespaced_deployment(namespace, deployment(f"svc-{i}", replicas=1))
 
@@ -99,10 +82,6 @@ def main() -> int:
             delays.append((injected - slot).total_seconds())
             claimed.append((_time(run["status"]["startTime"]) - slot).total_seconds())
         skipped = [r for r in chaos.runs() if (r.get("status") or {}).get("phase") == "Skipped"]
-    finally:
-        operator.stop()
-        core.delete_namespace(namespace)
-        delete_policy(api, "benchmark")
 
     result: dict[str, Any] = {
         "benchmark": "schedule precision",

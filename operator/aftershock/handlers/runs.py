@@ -21,11 +21,10 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return not phase or not RunPhase(phase).is_terminal
 
 
-@kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_timeout=30)
-def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+def _driver(namespace: str | None, name: str) -> RunDriver:
     assert namespace, "ChaosRun is namespaced"
     ctx = get_context()
-    driver = RunDriver(
+    return RunDriver(
         ctx.kube,
         namespace,
         name,
@@ -35,6 +34,11 @@ def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_
         on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
         suspended=WATCH.suspended,
     )
+
+
+@kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_timeout=30)
+def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    driver = _driver(namespace, name)
     stop = Stop(
         deleted=lambda: (
             bool(stopped)
@@ -59,14 +63,4 @@ def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any)
     phase = status.get("phase")
     if phase and RunPhase(phase).is_terminal:
         return
-    assert namespace, "ChaosRun is namespaced"
-    ctx = get_context()
-    driver = RunDriver(
-        ctx.kube,
-        namespace,
-        name,
-        identity=ctx.identity,
-        operator_namespace=ctx.operator_namespace,
-        on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
-    )
-    driver.drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
+    _driver(namespace, name).drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
