@@ -1,0 +1,119 @@
+{{/* The chart name, overridable. */}}
+{{- define "aftershock.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The prefix of every resource name: <release>-aftershock, or just the release name when it
+already says aftershock. */}}
+{{- define "aftershock.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := include "aftershock.name" . -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "aftershock.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels that select the operator's pods: stable across upgrades. */}}
+{{- define "aftershock.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "aftershock.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{/* The standard labels of every object of the release. */}}
+{{- define "aftershock.labels" -}}
+helm.sh/chart: {{ include "aftershock.chart" . }}
+{{ include "aftershock.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: aftershock
+{{- end -}}
+
+{{- define "aftershock.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "aftershock.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "aftershock.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "aftershock.webhookService" -}}
+{{- printf "%s-webhook" (include "aftershock.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "aftershock.webhookSecret" -}}
+{{- printf "%s-webhook-tls" (include "aftershock.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Namespaced resources the operator works with, as RBAC rules. Used in the ClusterRole
+(all namespaces) or in a Role per watched namespace. */}}
+{{- define "aftershock.namespacedRules" -}}
+# pod faults: find targets, delete them (UID precondition), label them for NetworkPolicies
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [get, list, watch, delete, patch]
+# Events about experiments and runs (ours use events.k8s.io, kopf's use core/v1)
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create]
+# targets and their steady state
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, daemonsets, replicasets]
+  verbs: [get, list, watch]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [get, list, watch]
+# networkPartition: the isolating NetworkPolicy, removed on revert
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [get, list, watch, create, delete]
+# our objects: kopf patches metadata (finalizer, progress annotations); runs are created for
+# schedule slots and removed by the history limits; status is ours
+- apiGroups: [aftershock.dev]
+  resources: [chaosexperiments]
+  verbs: [get, list, watch, patch]
+- apiGroups: [aftershock.dev]
+  resources: [chaosruns]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [aftershock.dev]
+  resources: [chaosexperiments/status, chaosruns/status]
+  verbs: [get, patch]
+{{- end -}}
+
+{{/* What is cluster-scoped, needed in both modes. */}}
+{{- define "aftershock.clusterRules" -}}
+- apiGroups: [aftershock.dev]
+  resources: [chaospolicies]
+  verbs: [get, list, watch]
+# target namespaces must opt in (labels); kopf lists namespaces to resolve --namespace
+- apiGroups: [""]
+  resources: [namespaces]
+  verbs: [get, list, watch]
+# cross-namespace and node faults: could the requester do this damage directly?
+- apiGroups: [authorization.k8s.io]
+  resources: [subjectaccessreviews]
+  verbs: [create]
+# kopf follows the CRDs of the kinds it serves
+- apiGroups: [apiextensions.k8s.io]
+  resources: [customresourcedefinitions]
+  verbs: [get, list, watch]
+{{- end -}}
