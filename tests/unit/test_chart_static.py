@@ -1,0 +1,284 @@
+"""The Helm chart, rendered and linted offline: what each mode produces, what the schema refuses,
+and that its copy of the CRDs is the repository's."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.tools import REPO, bin_dir
+
+CHART = REPO / "charts" / "aftershock"
+NAMESPACED_VALUES = CHART / "values-namespaced.yaml"
+
+
+def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(bin_dir("helm") / "helm"), *args], text=True, capture_output=True, check=check, timeout=120
+    )
+
+
+def render(*args: str) -> list[dict[str, Any]]:
+    out = helm("template", "rel", str(CHART), "--namespace", "chaos-system", *args).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
+def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, [d["kind"] for d in docs]
+    return found[0]
+
+
+def container(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return result
+
+
+def all_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [rule for d in docs if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]]
+
+
+def test_chart_crds_are_the_repository_crds() -> None:
+    ours = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
+    copies = sorted(p.name for p in (CHART / "files" / "crds").glob("*.yaml"))
+    assert ours == copies, "charts/aftershock/files/crds must hold exactly crds/*.yaml (cp crds/*.yaml ...)"
+    for name in ours:
+        assert (CHART / "files" / "crds" / name).read_bytes() == (REPO / "crds" / name).read_bytes(), (
+            f"charts/aftershock/files/crds/{name} differs from crds/{name}: copy it again"
+        )
+
+
+@pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_helm_lint_strict_passes(values: Path | None) -> None:
+    args = ["-f", str(values)] if values else []
+    result = helm("lint", "--strict", str(CHART), *args, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 chart(s) failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (["--set-string", "replicaCount=two"], "replicaCount"),
+        (["--set", "replicaCount=3"], "replicaCount"),
+        (["--set", "noSuchKey=1"], "noSuchKey"),
+        (["--set", "webhook.certManager.nope=true"], "nope"),
+        (["--set", "watchNamespaces=shop"], "watchNamespaces"),
+        (["--set", "webhook.failurePolicy=Sometimes"], "failurePolicy"),
+        (["--set", "defaultPolicy.maxPodsPercent=150"], "maxPodsPercent"),
+    ],
+    ids=[
+        "string-replicas",
+        "two-replicas",
+        "unknown-key",
+        "unknown-nested-key",
+        "namespaces-not-list",
+        "enum",
+        "range",
+    ],
+)
+def test_schema_refuses_bad_values_with_a_clear_message(override: list[str], expected: str) -> None:
+    for command in (["lint", "--strict", str(CHART)], ["template", "rel", str(CHART)]):
+        result = helm(*command, *override, check=False)
+        assert result.returncode != 0, result.stdout
+        output = result.stdout + result.stderr
+        assert "values don't meet the specifications of the schema" in output, output
+        assert expected in output, output
+
+
+def test_all_namespaces_mode_cluster_role_and_flag() -> None:
+    docs = render()
+    kinds = {d["kind"] for d in docs}
+    assert "Role" not in kinds and "RoleBinding" not in kinds
+    args = container(docs)["args"]
+    assert args[0] == "run" and "--all-namespaces" in args and "--namespace" not in args
+    binding = one(docs, "ClusterRoleBinding")
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "rel-aftershock", "namespace": "chaos-system"}
+    ]
+    resources = {r for rule in one(docs, "ClusterRole")["rules"] for r in rule["resources"]}
+    assert {"pods", "chaosruns/status", "networkpolicies", "subjectaccessreviews"} <= resources
+
+
+def test_namespaced_mode_role_per_namespace_and_flags() -> None:
+    docs = render("-f", str(NAMESPACED_VALUES))
+    watched = yaml.safe_load(NAMESPACED_VALUES.read_text())["watchNamespaces"]
+    roles = [d for d in docs if d["kind"] == "Role"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(watched)
+    args = container(docs)["args"]
+    assert "--all-namespaces" not in args
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == watched
+    # the ClusterRole writes nothing: cluster-scoped reads, list for limits/sweeper, and SARs
+    for rule in one(docs, "ClusterRole")["rules"]:
+        if rule["resources"] == ["subjectaccessreviews"]:
+            assert rule["verbs"] == ["create"]
+        else:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    webhook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
+    assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == watched
+
+
+@pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_rbac_grants_nothing_on_secrets_and_no_wildcards(values: Path | None) -> None:
+    docs = render(*(["-f", str(values)] if values else []))
+    for rule in all_rules(docs):
+        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+        assert "secrets" not in rule["resources"], rule
+        if rule["apiGroups"] == ["apiextensions.k8s.io"]:
+            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+
+
+def test_restricted_pod_security_probes_and_env() -> None:
+    docs = render()
+    deployment = one(docs, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    c = container(docs)
+    sc = c["securityContext"]
+    assert sc["runAsUser"] == 65532 and sc["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True and sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
+    assert "secret" in volumes[mounts["/certs"]]
+    health_port = next(p["containerPort"] for p in c["ports"] if p["name"] == "health")
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert c[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"]}
+    assert env == {"AFTERSHOCK_OPERATOR_NAMESPACE": "metadata.namespace", "POD_NAME": "metadata.name"}
+    args = c["args"]
+    expected = {
+        "--metrics-port": "8080",
+        "--health-port": str(health_port),
+        "--webhook-port": "9443",
+        "--webhook-cert-dir": "/certs",
+        "--webhook-config": "",
+    }
+    for flag, value in expected.items():
+        assert args[args.index(flag) + 1] == value, (flag, args)
+    for d in docs:
+        labels = d["metadata"].get("labels", {})
+        for key in ("app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by"):
+            assert key in labels, (d["kind"], labels)
+
+
+def test_webhook_paths_match_the_kopf_handler_ids() -> None:
+    source = (REPO / "operator" / "aftershock" / "handlers" / "admission.py").read_text()
+    handlers = {
+        m["id"]: (m["plural"], sorted(re.findall(r'"([A-Z]+)"', m["ops"])))
+        for m in re.finditer(
+            r'kopf\.on\.validate\(GROUP, VERSION, "(?P<plural>\w+)", operations=\[(?P<ops>[^\]]*)\], id="(?P<id>\w+)"\)',
+            source,
+        )
+    }
+    assert set(handlers) == {"experiments", "runs"}
+    config = one(render(), "ValidatingWebhookConfiguration")
+    seen = {}
+    for hook in config["webhooks"]:
+        path = hook["clientConfig"]["service"]["path"]
+        handler_id = path.lstrip("/")
+        assert hook["name"] == f"{handler_id}.aftershock.dev"
+        assert hook["failurePolicy"] == "Fail" and hook["sideEffects"] == "None"
+        assert hook["clientConfig"]["caBundle"]
+        rule = hook["rules"][0]
+        seen[handler_id] = (rule["resources"][0], sorted(rule["operations"]))
+    assert seen == handlers
+
+
+def test_helm_generated_certificate_matches_the_service_and_ca() -> None:
+    from cryptography import x509
+
+    docs = render()
+    secret = one(docs, "Secret")
+    assert set(secret["data"]) == {"ca.crt", "tls.crt", "tls.key"}
+    import base64
+
+    cert = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["tls.crt"]))
+    ca = x509.load_pem_x509_certificate(base64.b64decode(secret["data"]["ca.crt"]))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName
+    )
+    assert "rel-aftershock-webhook.chaos-system.svc" in names
+    cert.verify_directly_issued_by(ca)
+    bundle = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["caBundle"]
+    assert bundle == secret["data"]["ca.crt"]
+
+
+def test_cert_manager_mode_uses_a_certificate_and_ca_injection() -> None:
+    docs = render("--set", "webhook.certManager.enabled=true")
+    assert "Secret" not in {d["kind"] for d in docs}
+    certificate = one(docs, "Certificate")
+    assert certificate["spec"]["secretName"] == "rel-aftershock-webhook-tls"
+    assert one(docs, "Issuer")["spec"] == {"selfSigned": {}}
+    config = one(docs, "ValidatingWebhookConfiguration")
+    assert config["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == (
+        "chaos-system/rel-aftershock-webhook"
+    )
+    assert all("caBundle" not in h["clientConfig"] for h in config["webhooks"])
+    # an existing issuer instead of the chart's own
+    docs = render(
+        "--set",
+        "webhook.certManager.enabled=true",
+        "--set",
+        "webhook.certManager.issuerRef.name=corp-ca",
+        "--set",
+        "webhook.certManager.issuerRef.kind=ClusterIssuer",
+    )
+    assert "Issuer" not in {d["kind"] for d in docs}
+    assert one(docs, "Certificate")["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
+
+
+def test_crd_toggles_install_and_keep() -> None:
+    crds = [d for d in render() if d["kind"] == "CustomResourceDefinition"]
+    assert sorted(c["metadata"]["name"] for c in crds) == [
+        "chaosexperiments.aftershock.dev",
+        "chaospolicies.aftershock.dev",
+        "chaosruns.aftershock.dev",
+    ]
+    for crd in crds:
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        assert crd["metadata"]["labels"]["app.kubernetes.io/part-of"] == "aftershock"
+        source = yaml.safe_load((REPO / "crds" / f"{crd['metadata']['name']}.yaml").read_text())
+        assert crd["spec"] == source["spec"]
+    unkept = [d for d in render("--set", "crds.keep=false") if d["kind"] == "CustomResourceDefinition"]
+    assert unkept and all(
+        "helm.sh/resource-policy" not in (c["metadata"].get("annotations") or {}) for c in unkept
+    )
+    assert not [d for d in render("--set", "crds.install=false") if d["kind"] == "CustomResourceDefinition"]
+
+
+def test_default_policy_is_opt_in_and_can_be_turned_off() -> None:
+    # with crds.install the policy is rendered once the ChaosPolicy API exists (Helm cannot create
+    # a kind whose CRD it creates in the same release)
+    assert "ChaosPolicy" not in {d["kind"] for d in render()}
+    docs = render("--api-versions", "aftershock.dev/v1alpha1/ChaosPolicy")
+    policy = one(docs, "ChaosPolicy")["spec"]
+    assert policy["namespaces"]["selector"] == {"matchLabels": {"aftershock.dev/chaos": "enabled"}}
+    assert policy["blastRadius"]["maxPodsPercent"] == 50
+    assert "chaos-system" in policy["namespaces"]["deny"]
+    assert "ChaosPolicy" in {d["kind"] for d in render("--set", "crds.install=false")}
+    off = render("--set", "crds.install=false", "--set", "defaultPolicy.enabled=false")
+    assert "ChaosPolicy" not in {d["kind"] for d in off}
+
+
+def test_optional_parts_toggle() -> None:
+    kinds = {d["kind"] for d in render()}
+    assert "ServiceMonitor" not in kinds
+    monitor = one(render("--set", "metrics.serviceMonitor.enabled=true"), "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    docs = render("--set", "webhook.enabled=false")
+    assert not {"ValidatingWebhookConfiguration", "Secret"} & {d["kind"] for d in docs}
+    args = container(docs)["args"]
+    assert args[args.index("--webhook-port") + 1] == "0" and "--webhook-cert-dir" not in args
