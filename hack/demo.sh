@@ -18,15 +18,7 @@ echo "== 2/5 CRDs"
 "${KUBECTL[@]}" apply --server-side --force-conflicts -f crds/ >/dev/null
 "${KUBECTL[@]}" wait --for=condition=Established crd/chaosexperiments.aftershock.dev crd/chaosruns.aftershock.dev --timeout=30s >/dev/null
 
-echo "== 3/5 example workload in namespace $NS"
-"${KUBECTL[@]}" delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
-"${KUBECTL[@]}" create namespace "$NS" >/dev/null
-"${KUBECTL[@]}" label namespace "$NS" aftershock.dev/chaos=enabled >/dev/null   # the opt-in
-"${KUBECTL[@]}" apply -f examples/policy.yaml >/dev/null                         # the guardrails
-"${KUBECTL[@]}" -n "$NS" apply -f examples/workload.yaml >/dev/null
-"${KUBECTL[@]}" -n "$NS" rollout status deployment/checkout --timeout=60s
-
-echo "== 4/5 operator (log: $LOG) and experiment"
+echo "== 3/5 operator (log: $LOG)"
 WEBHOOK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 .venv/bin/aftershock run --namespace "$NS" --metrics-port 0 --health-port 0 --bind 127.0.0.1 \
   --webhook-port "$WEBHOOK_PORT" --webhook-config aftershock.demo >"$LOG" 2>&1 &
@@ -36,6 +28,17 @@ for _ in $(seq 1 60); do   # the admission webhook is registered once the operat
   "${KUBECTL[@]}" get validatingwebhookconfiguration aftershock.demo >/dev/null 2>&1 && break
   sleep 0.5
 done
+echo "== 4/5 example workload in namespace $NS (the previous demo's objects are released by the operator)"
+# the previous demo's experiments first, while the operator watches: it aborts and releases them
+"${KUBECTL[@]}" -n "$NS" delete chaosexperiments --all --ignore-not-found --wait=true >/dev/null 2>&1 || true
+"${KUBECTL[@]}" delete namespace "$NS" --ignore-not-found --wait=true >/dev/null
+"${KUBECTL[@]}" create namespace "$NS" >/dev/null
+"${KUBECTL[@]}" label namespace "$NS" aftershock.dev/chaos=enabled >/dev/null   # the opt-in
+"${KUBECTL[@]}" apply -f examples/policy.yaml >/dev/null                         # the guardrails
+"${KUBECTL[@]}" -n "$NS" apply -f examples/workload.yaml >/dev/null
+"${KUBECTL[@]}" -n "$NS" rollout status deployment/checkout --timeout=60s
+
+echo "== 5/5 experiment"
 "${KUBECTL[@]}" -n "$NS" apply -f examples/pod-delete.yaml
 echo "   waiting for the run to finish..."
 for _ in $(seq 1 240); do
@@ -45,7 +48,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 
-echo "== 5/5 result"
+echo "== result"
 "${KUBECTL[@]}" -n "$NS" get chaosexperiments,chaosruns
 echo
 .venv/bin/aftershock status -n "$NS"

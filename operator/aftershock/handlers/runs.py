@@ -57,7 +57,9 @@ def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_
         raise
 
 
-@kopf.on.delete(GROUP, VERSION, "chaosruns")
+# optional: a finished run needs no finalizer (only the daemon of an active run holds one), so
+# deleting a namespace never waits on finished runs, even when the operator no longer watches it
+@kopf.on.delete(GROUP, VERSION, "chaosruns", optional=True)
 def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
     """Abort a run deleted while active (also when no daemon is running for it), then release it."""
     phase = status.get("phase")
