@@ -3,6 +3,9 @@ policy, and the operator as a separate process; all removed afterwards."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import subprocess
 import tempfile
 import uuid
@@ -10,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kubernetes import client, config
 from tests.support.operator import OperatorProcess, start_operator
@@ -32,6 +36,23 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     rank = max(1, round(p / 100 * len(ordered)))
     return ordered[min(rank, len(ordered)) - 1]
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on."""
+    return {
+        "cpus": str(os.cpu_count()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def report(result: dict[str, Any], out: Path) -> None:
+    """Write the result as JSON (benchmarks/results/) and print it."""
+    text = json.dumps(result, indent=2) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text, end="")
 
 
 @contextmanager

@@ -15,10 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
-import platform
 import statistics
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -30,7 +27,7 @@ from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
 
-from benchmarks.common import bench_environment, percentile
+from benchmarks.common import bench_environment, machine, percentile, report
 
 
 def _now() -> dt.datetime:
@@ -140,11 +137,7 @@ def main() -> int:
         "benchmark": "pod-delete latency",
         "date": _now().strftime("%Y-%m-%d"),
         "runs": args.runs,
-        "machine": {
-            "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
         "reaction_seconds": {
             "median": round(statistics.median(reaction), 3),
             "p95": round(percentile(reaction, 95), 3),
@@ -156,9 +149,7 @@ def main() -> int:
             "max": round(max(detection), 3),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    report(result, args.out)
     return 0
 
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
-import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-from benchmarks.common import bench_environment, percentile
+from benchmarks.common import bench_environment, machine, percentile, report
 
 
 def _time(value: str) -> dt.datetime:
@@ -91,10 +88,7 @@ def main() -> int:
         "runs_measured": len(delays),
         "skipped_runs": len(skipped),
         "wall_seconds": round(time.monotonic() - started, 1),
-        "machine": {
-            "cpus": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "slot_to_claim_seconds": {
             "median": round(statistics.median(claimed), 3),
             "p99": round(percentile(claimed, 99), 3),
@@ -106,9 +100,7 @@ def main() -> int:
             "min": round(min(delays), 3),
         },
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    report(result, args.out)
     return 0
 
 

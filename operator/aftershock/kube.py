@@ -68,7 +68,6 @@ class Kube:
         self.networking = client.NetworkingV1Api(api)
         self.policy = client.PolicyV1Api(api)
         self.authz = client.AuthorizationV1Api(api)
-        self.admissionreg = client.AdmissionregistrationV1Api(api)
 
     def _plain(self, obj: object) -> Obj:
         return cast(Obj, self.api.sanitize_for_serialization(obj))
@@ -294,13 +293,6 @@ class Kube:
         )
         result = self.authz.create_subject_access_review(review)
         return bool(result.status.allowed)
-
-    def delete_validating_webhook(self, name: str) -> None:
-        try:
-            self.admissionreg.delete_validating_webhook_configuration(name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
 
     # --- events --------------------------------------------------------------------------
 

@@ -6,9 +6,6 @@ import pytest
 
 from aftershock.core.recovery import (
     PodState,
-    ReadinessSample,
-    first_unhealthy_at,
-    is_degraded,
     ready_count,
     recovered_at,
     recovery_deadline,
@@ -123,9 +120,6 @@ def test_other_timezones_compare_correctly() -> None:
 def test_ready_count_and_degraded() -> None:
     pods = [ready("a", 1, deleted=True), ready("b", 1), unready("c")]
     assert ready_count(pods) == 1
-    assert is_degraded(2, pods) is True
-    assert is_degraded(1, pods) is False
-    assert is_degraded(0, []) is False
 
 
 # --- recovery_seconds / deadline --------------------------------------------------------------
@@ -162,35 +156,3 @@ def test_recovery_deadline() -> None:
     assert recovery_deadline(T0, 0) == T0
     with pytest.raises(ValueError):
         recovery_deadline(T0, -1)
-
-
-# --- first_unhealthy_at -----------------------------------------------------------------------
-
-
-def test_first_unhealthy_finds_first_degraded_sample_after_injection() -> None:
-    samples = [
-        ReadinessSample(at(-5), 1),  # degraded before the fault: not ours
-        ReadinessSample(at(0), 3),
-        ReadinessSample(at(4), 2),
-        ReadinessSample(at(6), 1),
-    ]
-    assert first_unhealthy_at(T0, 3, samples) == at(4)
-
-
-def test_first_unhealthy_unsorted_samples() -> None:
-    samples = [ReadinessSample(at(9), 0), ReadinessSample(at(2), 2), ReadinessSample(at(1), 3)]
-    assert first_unhealthy_at(T0, 3, samples) == at(2)
-
-
-def test_first_unhealthy_at_injection_instant() -> None:
-    assert first_unhealthy_at(T0, 3, [ReadinessSample(T0, 2)]) == T0
-
-
-def test_first_unhealthy_none_when_never_degraded() -> None:
-    assert first_unhealthy_at(T0, 3, [ReadinessSample(at(1), 3), ReadinessSample(at(2), 4)]) is None
-    assert first_unhealthy_at(T0, 3, []) is None
-
-
-def test_first_unhealthy_rejects_naive_sample() -> None:
-    with pytest.raises(ValueError, match="sample time must be timezone-aware"):
-        first_unhealthy_at(T0, 1, [ReadinessSample(at(1), 0), ReadinessSample(datetime(2026, 1, 5), 0)])

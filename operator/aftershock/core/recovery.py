@@ -54,11 +54,6 @@ def ready_count(pods: Iterable[PodState]) -> int:
     return len(_counted(pods))
 
 
-def is_degraded(desired: int, pods: Iterable[PodState]) -> bool:
-    """Fewer counted Ready pods than desired."""
-    return ready_count(pods) < desired
-
-
 def recovered_at(injected_at: datetime, desired: int, pods: Sequence[PodState]) -> datetime | None:
     """The moment the workload was back to `desired` Ready pods, or None if it is not (yet).
 
@@ -96,30 +91,3 @@ def recovery_deadline(injected_at: datetime, timeout_seconds: float) -> datetime
     if timeout_seconds < 0:
         raise ValueError(f"timeout_seconds must be >= 0, got {timeout_seconds}")
     return injected_at + timedelta(seconds=timeout_seconds)
-
-
-@dataclass(frozen=True)
-class ReadinessSample:
-    """One observation of how many counted pods were Ready at a moment."""
-
-    at: datetime
-    ready: int
-
-
-def first_unhealthy_at(
-    injected_at: datetime, desired: int, samples: Iterable[ReadinessSample]
-) -> datetime | None:
-    """The first moment at or after injection when fewer than `desired` pods were Ready.
-
-    For a pod delete this is the injection itself (the caller can record `injected_at` directly);
-    for sustained faults (network partition) readiness degrades later, and the samples show when.
-    None if no sample at or after injection was degraded (the fault had no visible effect).
-    """
-    _aware("injected_at", injected_at)
-    ordered = list(samples)
-    for sample in ordered:
-        _aware("sample time", sample.at)
-    for sample in sorted(ordered, key=lambda s: s.at):
-        if sample.at >= injected_at and sample.ready < desired:
-            return sample.at
-    return None

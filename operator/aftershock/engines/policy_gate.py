@@ -16,7 +16,6 @@ from typing import Any
 
 from aftershock.api.policy import ChaosPolicySpec
 from aftershock.core import policy as core_policy
-from aftershock.core.phases import is_terminal
 from aftershock.core.selectors import matches
 from aftershock.core.times import parse_time
 from aftershock.kube import Kube, Obj
@@ -92,10 +91,6 @@ def check_before_injecting(
     ), policies
 
 
-def respects_budgets(policies: Sequence[tuple[str, ChaosPolicySpec]]) -> bool:
-    return any(spec.respect_disruption_budgets for _, spec in policies)
-
-
 def pdbs_for(kube: Kube, namespace: str, pods: Sequence[Obj]) -> list[core_policy.PdbInfo]:
     """The PodDisruptionBudgets of a namespace, each with the names of the given pods it covers."""
     infos = []
@@ -135,8 +130,3 @@ class PolicyWatch:
 
 
 WATCH = PolicyWatch()
-
-
-def is_active(run: Obj) -> bool:
-    phase = (run.get("status") or {}).get("phase")
-    return not phase or not is_terminal(phase)

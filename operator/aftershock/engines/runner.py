@@ -38,7 +38,7 @@ from aftershock.core.times import parse_time
 from aftershock.engines.base import EngineError, FaultEngine, InjectContext
 from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
-from aftershock.engines.policy_gate import Policies, check_before_injecting, pdbs_for, respects_budgets
+from aftershock.engines.policy_gate import Policies, check_before_injecting, pdbs_for
 from aftershock.engines.workloads import (
     Workload,
     find_workloads,
@@ -303,7 +303,7 @@ class RunDriver:
             self.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
             return
         budget_notes: list[str] = []
-        if respects_budgets(policies):
+        if core_policy.must_respect_disruption_budgets(policies):
             kept, budget_notes = core_policy.pdb_limit(
                 [p["metadata"]["name"] for p in chosen], pdbs_for(self.kube, target_ns, chosen)
             )
@@ -455,7 +455,7 @@ class RunDriver:
         targets = [t.model_copy() for t in run.status.targets]
         objective = parse_duration(spec.recovery.objective).total_seconds()
         timeout = parse_duration(spec.recovery.timeout).total_seconds()
-        give_up = since + dt.timedelta(seconds=timeout)
+        give_up = core_recovery.recovery_deadline(since, timeout)
         target_ns = effective_target_namespace(self.namespace, spec.target.namespace)
         unhealthy_at = next((t.unhealthy_at for t in targets if t.unhealthy_at), None)
         fault_kind = _fault_kind(run)
@@ -485,7 +485,7 @@ class RunDriver:
                 pods = pods_of(self.kube, workload, owners[workload.uid])
                 states = pod_states(pods, deleted)
                 all_pods.extend(pods)
-                ready_total += sum(1 for s in states if s.ready and not s.deleted)
+                ready_total += core_recovery.ready_count(states)
                 desired_total += workload.desired
                 moments.append(core_recovery.recovered_at(since, workload.desired, states))
             observed_at = self.now()
