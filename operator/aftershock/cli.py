@@ -82,6 +82,20 @@ def run(
             help="ValidatingWebhookConfiguration the operator keeps up to date ('' when Helm manages it).",
         ),
     ] = "aftershock.dev",
+    default_policy_name: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_DEFAULT_POLICY_NAME",
+            help="Name of the default ChaosPolicy this operator manages (with no file: delete the one it made).",
+        ),
+    ] = None,
+    default_policy_file: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_DEFAULT_POLICY_FILE",
+            help="YAML ChaosPolicy spec to create as the default policy at start (needs --default-policy-name).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the operator until interrupted."""
@@ -91,6 +105,21 @@ def run(
 
     if namespace and all_namespaces:
         raise typer.BadParameter("use either --namespace or --all-namespaces, not both")
+    if default_policy_file:
+        from pathlib import Path
+
+        from aftershock.engines.default_policy import DefaultPolicyError, load_spec
+
+        if not default_policy_name:
+            raise typer.BadParameter("--default-policy-file needs --default-policy-name")
+        try:
+            load_spec(Path(default_policy_file))  # fail at once, not in a retry loop
+        except DefaultPolicyError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        os.environ["AFTERSHOCK_DEFAULT_POLICY_FILE"] = default_policy_file
+    if default_policy_name:
+        os.environ["AFTERSHOCK_DEFAULT_POLICY_NAME"] = default_policy_name
+    os.environ["AFTERSHOCK_NAMESPACES"] = ",".join(namespace or [])
     if operator_namespace:
         os.environ["AFTERSHOCK_OPERATOR_NAMESPACE"] = operator_namespace
     if identity:
@@ -194,6 +223,79 @@ def trigger(
         typer.echo(f"error: run {run['metadata']['name']} already exists; try again in a second", err=True)
         raise typer.Exit(1)
     typer.echo(f"chaosrun.aftershock.dev/{run['metadata']['name']} created")
+
+
+@app.command()
+def release(
+    deployment: Annotated[
+        str | None,
+        typer.Option(
+            help="NAMESPACE/NAME of the operator's Deployment: it is scaled to 0 first, and the "
+            "namespaces it watches (its --namespace flags) are the ones released."
+        ),
+    ] = None,
+    namespace: Annotated[
+        list[str] | None,
+        typer.Option("--namespace", "-n", help="Release this namespace (repeatable; without --deployment)."),
+    ] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="Release every namespace (without --deployment).")
+    ] = False,
+    keep_namespace: Annotated[
+        list[str] | None,
+        typer.Option(help="A namespace the next operator watches: left as it is (repeatable; for upgrades)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the operator's pods to go.")] = 120,
+) -> None:
+    """Let go before uninstalling: stop the operator, abort active runs (reverting their faults) and
+    remove aftershock's finalizer from experiments and runs, so that nothing is left stuck."""
+    import logging
+
+    from aftershock.core.watch_scope import explicit_namespaces, to_release, watched_by
+    from aftershock.engines.release import ReleaseError
+    from aftershock.engines.release import release as do_release
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    kube = _kube()
+    target: tuple[str, str] | None = None
+    if deployment:
+        if namespace or all_namespaces:
+            raise typer.BadParameter("--deployment reads the namespaces from the Deployment; omit -n/-A")
+        ns, _, name = deployment.partition("/")
+        if not ns or not name:
+            raise typer.BadParameter("--deployment is NAMESPACE/NAME")
+        target = (ns, name)
+        live = kube.get_deployment(ns, name)
+        if live is None:
+            typer.echo(
+                f"error: Deployment {deployment} not found, so it is unknown which namespaces its operator "
+                "watched; release them with --namespace/--all-namespaces",
+                err=True,
+            )
+            raise typer.Exit(1)
+        containers = live["spec"]["template"]["spec"]["containers"]
+        current = watched_by([a for c in containers for a in c.get("args") or []])
+    elif namespace:
+        current = explicit_namespaces(namespace)
+        if current is None:
+            raise typer.BadParameter("give plain namespace names to release (no globs)")
+    elif all_namespaces:
+        current = None
+    else:
+        raise typer.BadParameter("say what to release: --deployment, --namespace or --all-namespaces")
+    scope = to_release(current, keep_namespace or ())
+    try:
+        report = do_release(
+            kube, scope, deployment=target if not scope.nothing else None, stop_timeout=timeout
+        )
+    except ReleaseError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for item in report.aborted:
+        typer.echo(f"aborted run {item}")
+    for item in report.released:
+        typer.echo(f"released {item}")
+    typer.echo(report.summary() if not scope.nothing else "nothing to release")
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
 from aftershock import GROUP, VERSION
+from aftershock.core.watch_scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -199,9 +200,12 @@ class Kube:
                 return False
             raise
 
-    def list_pods_everywhere(self, label_selector: str) -> list[Obj]:
-        items = self.core.list_pod_for_all_namespaces(label_selector=label_selector).items
-        return [self._plain(item) for item in items]
+    def list_pods_in(self, scope: Scope, label_selector: str) -> list[Obj]:
+        """Pods in the scope's namespaces (None: the whole cluster)."""
+        if scope is None:
+            items = self.core.list_pod_for_all_namespaces(label_selector=label_selector).items
+            return [self._plain(item) for item in items]
+        return [pod for ns in scope for pod in self.list_pods(ns, label_selector)]
 
     # --- network policies ----------------------------------------------------------------
 
@@ -215,15 +219,20 @@ class Kube:
                 return False
             raise
 
-    def list_network_policies(self, label_selector: str, namespace: str | None = None) -> list[Obj]:
-        if namespace is None:
+    def list_network_policies(self, label_selector: str, scope: Scope = None) -> list[Obj]:
+        """NetworkPolicies in the scope's namespaces (None: the whole cluster)."""
+        if scope is None:
             items = self.networking.list_network_policy_for_all_namespaces(
                 label_selector=label_selector
             ).items
         else:
-            items = self.networking.list_namespaced_network_policy(
-                namespace, label_selector=label_selector
-            ).items
+            items = [
+                item
+                for ns in scope
+                for item in self.networking.list_namespaced_network_policy(
+                    ns, label_selector=label_selector
+                ).items
+            ]
         return [self._plain(item) for item in items]
 
     def delete_network_policy(self, namespace: str, name: str) -> None:
@@ -234,9 +243,39 @@ class Kube:
             if exc.status != 404:
                 raise
 
-    def list_runs_everywhere(self) -> list[Obj]:
-        result = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS["ChaosRun"])
-        return cast(list[Obj], result.get("items", []))
+    def list_in(self, kind: str, scope: Scope, label_selector: str = "") -> list[Obj]:
+        """Our objects of one kind in the scope's namespaces (None: the whole cluster)."""
+        if scope is None:
+            result = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, PLURALS[kind], label_selector=label_selector
+            )
+            return cast(list[Obj], result.get("items", []))
+        return [obj for ns in scope for obj in self.list_objects(kind, ns, label_selector)]
+
+    def remove_finalizer(self, kind: str, obj: Obj, finalizer: str) -> bool:
+        """Remove one finalizer, keeping everyone else's (resourceVersion precondition, so a
+        concurrent change is never overwritten). False when it was not there or the object is gone."""
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer not in finalizers:
+            return False
+        body = {
+            "metadata": {
+                "finalizers": [f for f in finalizers if f != finalizer],
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, meta["namespace"], PLURALS[kind], meta["name"], body
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            if exc.status == 409:
+                raise Conflict(f"{kind} {meta['namespace']}/{meta['name']} changed") from exc
+            raise
+        return True
 
     def patch_spec(self, kind: str, namespace: str, name: str, spec: Mapping[str, Any]) -> Obj:
         return cast(
@@ -251,6 +290,75 @@ class Kube:
     def list_policies(self) -> list[Obj]:
         result = self.custom.list_cluster_custom_object(GROUP, VERSION, PLURALS["ChaosPolicy"])
         return cast(list[Obj], result.get("items", []))
+
+    def get_policy(self, name: str) -> Obj | None:
+        try:
+            return cast(
+                Obj, self.custom.get_cluster_custom_object(GROUP, VERSION, PLURALS["ChaosPolicy"], name)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_policy(self, body: Obj) -> bool:
+        """Create; False when one of that name exists already (409)."""
+        try:
+            self.custom.create_cluster_custom_object(GROUP, VERSION, PLURALS["ChaosPolicy"], body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def replace_policy(self, current: Obj, metadata: Mapping[str, Any], spec: Mapping[str, Any]) -> None:
+        """Replace labels, annotations and spec of the policy as read (resourceVersion precondition)."""
+        meta = current["metadata"]
+        body = {
+            "apiVersion": current["apiVersion"],
+            "kind": current["kind"],
+            "metadata": {
+                **meta,
+                "labels": {**(meta.get("labels") or {}), **(metadata.get("labels") or {})},
+                "annotations": {**(meta.get("annotations") or {}), **(metadata.get("annotations") or {})},
+            },
+            "spec": dict(spec),
+        }
+        try:
+            self.custom.replace_cluster_custom_object(
+                GROUP, VERSION, PLURALS["ChaosPolicy"], meta["name"], body
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"ChaosPolicy {meta['name']} changed since it was read") from exc
+            raise
+
+    def delete_policy(self, name: str, uid: str) -> None:
+        """Delete exactly this policy (UID precondition); already gone is fine."""
+        try:
+            self.custom.delete_cluster_custom_object(
+                GROUP,
+                VERSION,
+                PLURALS["ChaosPolicy"],
+                name,
+                body=client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)),
+            )
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
+
+    # --- the operator's own Deployment (releasing on uninstall) --------------------------
+
+    def get_deployment(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._plain(self.apps.read_namespaced_deployment(name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self.apps.patch_namespaced_deployment(name, namespace, {"spec": {"replicas": replicas}})
 
     def namespace_labels(self, name: str) -> dict[str, str] | None:
         """The namespace's labels; None when it does not exist."""

@@ -93,8 +93,9 @@ def test_schema_refuses_bad_values_with_a_clear_message(override: list[str], exp
 
 def test_all_namespaces_mode_cluster_role_and_flag() -> None:
     docs = render()
-    kinds = {d["kind"] for d in docs}
-    assert "Role" not in kinds and "RoleBinding" not in kinds
+    # the only Role: the operator's own Deployment and pods, in its namespace (for the cleanup hook)
+    roles = [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in docs if d["kind"] == "Role"]
+    assert roles == [("chaos-system", "rel-aftershock-self")]
     args = container(docs)["args"]
     assert args[0] == "run" and "--all-namespaces" in args and "--namespace" not in args
     binding = one(docs, "ClusterRoleBinding")
@@ -108,17 +109,28 @@ def test_all_namespaces_mode_cluster_role_and_flag() -> None:
 def test_namespaced_mode_role_per_namespace_and_flags() -> None:
     docs = render("-f", str(NAMESPACED_VALUES))
     watched = yaml.safe_load(NAMESPACED_VALUES.read_text())["watchNamespaces"]
-    roles = [d for d in docs if d["kind"] == "Role"]
-    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    roles = [d for d in docs if d["kind"] == "Role" and not d["metadata"]["name"].endswith("-self")]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding" and not d["metadata"]["name"].endswith("-self")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == sorted(watched)
     assert sorted(b["metadata"]["namespace"] for b in bindings) == sorted(watched)
     args = container(docs)["args"]
     assert "--all-namespaces" not in args
     assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == watched
-    # the ClusterRole writes nothing: cluster-scoped reads, list for limits/sweeper, and SARs
+    # the ClusterRole reads only cluster-scoped kinds (nothing namespaced, cluster-wide), creates
+    # SubjectAccessReviews and manages only the default ChaosPolicy
     for rule in one(docs, "ClusterRole")["rules"]:
+        assert set(rule["resources"]) <= {
+            "chaospolicies",
+            "namespaces",
+            "subjectaccessreviews",
+            "customresourcedefinitions",
+        }, rule
         if rule["resources"] == ["subjectaccessreviews"]:
             assert rule["verbs"] == ["create"]
+        elif rule["resources"] == ["chaospolicies"] and set(rule["verbs"]) & {"update", "delete"}:
+            assert rule["resourceNames"] == ["rel-aftershock-default"]
+        elif rule["resources"] == ["chaospolicies"] and rule["verbs"] == ["create"]:
+            pass
         else:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
     webhook = one(docs, "ValidatingWebhookConfiguration")["webhooks"][0]
@@ -259,18 +271,102 @@ def test_crd_toggles_install_and_keep() -> None:
     assert not [d for d in render("--set", "crds.install=false") if d["kind"] == "CustomResourceDefinition"]
 
 
-def test_default_policy_is_opt_in_and_can_be_turned_off() -> None:
-    # with crds.install the policy is rendered once the ChaosPolicy API exists (Helm cannot create
-    # a kind whose CRD it creates in the same release)
-    assert "ChaosPolicy" not in {d["kind"] for d in render()}
+def flag(args: list[str], name: str) -> str | None:
+    return args[args.index(name) + 1] if name in args else None
+
+
+def test_default_policy_is_a_file_the_operator_applies() -> None:
+    from aftershock.api.policy import ChaosPolicySpec
+
+    # Helm never renders the ChaosPolicy itself (it cannot, in the release that creates the CRD)
     docs = render("--api-versions", "aftershock.dev/v1alpha1/ChaosPolicy")
-    policy = one(docs, "ChaosPolicy")["spec"]
-    assert policy["namespaces"]["selector"] == {"matchLabels": {"aftershock.dev/chaos": "enabled"}}
-    assert policy["blastRadius"]["maxPodsPercent"] == 50
-    assert "chaos-system" in policy["namespaces"]["deny"]
-    assert "ChaosPolicy" in {d["kind"] for d in render("--set", "crds.install=false")}
-    off = render("--set", "crds.install=false", "--set", "defaultPolicy.enabled=false")
-    assert "ChaosPolicy" not in {d["kind"] for d in off}
+    assert "ChaosPolicy" not in {d["kind"] for d in docs}
+    config = one(docs, "ConfigMap")
+    spec = yaml.safe_load(config["data"]["policy.yaml"])
+    ChaosPolicySpec.model_validate(spec)  # what the operator will check at start
+    assert spec["namespaces"]["selector"] == {"matchLabels": {"aftershock.dev/chaos": "enabled"}}
+    assert spec["blastRadius"]["maxPodsPercent"] == 50
+    assert "chaos-system" in spec["namespaces"]["deny"]
+    c = container(docs)
+    assert flag(c["args"], "--default-policy-name") == "rel-aftershock-default"
+    path = flag(c["args"], "--default-policy-file")
+    assert path is not None
+    mount = next(m for m in c["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    volume = next(
+        v
+        for v in one(docs, "Deployment")["spec"]["template"]["spec"]["volumes"]
+        if v["name"] == mount["name"]
+    )
+    assert volume["configMap"]["name"] == config["metadata"]["name"]
+    assert path.endswith("/policy.yaml")
+    # the operator may create policies only while the chart configures one; replace and delete
+    # only its own
+    policy_rules = [r for r in all_rules(docs) if r["resources"] == ["chaospolicies"]]
+    assert {"resourceNames": ["rel-aftershock-default"], "verbs": ["update", "delete"]}.items() <= next(
+        r for r in policy_rules if "update" in r["verbs"]
+    ).items()
+    assert any(r["verbs"] == ["create"] and "resourceNames" not in r for r in policy_rules)
+
+
+def test_a_changed_default_policy_restarts_the_operator() -> None:
+    def checksum(*args: str) -> str:
+        pod = one(render(*args), "Deployment")["spec"]["template"]["metadata"]
+        return str(pod["annotations"]["checksum/default-policy"])
+
+    assert checksum() == checksum("--set", "operator.verbose=true")
+    assert checksum() != checksum("--set", "defaultPolicy.maxPodsPercent=20")
+
+
+def test_default_policy_turned_off() -> None:
+    docs = render("--set", "defaultPolicy.enabled=false")
+    assert "ConfigMap" not in {d["kind"] for d in docs}
+    args = container(docs)["args"]
+    # the name stays, so the operator deletes the policy it created before
+    assert flag(args, "--default-policy-name") == "rel-aftershock-default"
+    assert "--default-policy-file" not in args
+    assert not any("create" in r["verbs"] for r in all_rules(docs) if r["resources"] == ["chaospolicies"])
+
+
+def hooks(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["annotations"]["helm.sh/hook"]: d for d in docs if d["kind"] == "Job"}
+
+
+def test_cleanup_hook_runs_before_uninstall_as_the_operator() -> None:
+    docs = render()
+    jobs = hooks(docs)
+    assert set(jobs) == {"pre-delete"}  # all namespaces: an upgrade never drops one
+    job = jobs["pre-delete"]
+    assert (
+        job["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+    )
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "rel-aftershock" and pod["restartPolicy"] == "Never"
+    c = pod["containers"][0]
+    assert c["image"] == container(docs)["image"]
+    assert c["args"] == ["release", "--deployment", "chaos-system/rel-aftershock", "--timeout", "120"]
+    sc = c["securityContext"]
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+    assert sc["allowPrivilegeEscalation"] is False and sc["runAsNonRoot"] is True
+    # it may scale exactly the operator's own Deployment
+    deployment_rules = [
+        r for r in all_rules(docs) if r["resources"] == ["deployments"] and "patch" in r["verbs"]
+    ]
+    assert [r["resourceNames"] for r in deployment_rules] == [["rel-aftershock"]]
+    assert not hooks(render("--set", "cleanupHook.enabled=false"))
+
+
+def test_namespaced_upgrade_hook_keeps_the_new_namespaces() -> None:
+    docs = render("-f", str(NAMESPACED_VALUES))
+    watched = yaml.safe_load(NAMESPACED_VALUES.read_text())["watchNamespaces"]
+    args = hooks(docs)["pre-upgrade"]["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [args[i + 1] for i, a in enumerate(args) if a == "--keep-namespace"] == watched
+
+
+def test_webhook_judges_only_new_objects_and_spec_changes() -> None:
+    for hook in one(render(), "ValidatingWebhookConfiguration")["webhooks"]:
+        (condition,) = hook["matchConditions"]
+        assert "object.spec != oldObject.spec" in condition["expression"]
+        assert "request.operation != 'UPDATE'" in condition["expression"]
 
 
 def test_optional_parts_toggle() -> None:

@@ -30,3 +30,13 @@ def test_grace_keeps_a_run_that_is_only_just_late() -> None:
     runs = {"late": RunFacts("Reverting", NOW - dt.timedelta(seconds=5))}
     assert to_remove([_np("late")], runs, NOW, grace_seconds=10) == []
     assert len(to_remove([_np("late")], runs, NOW, grace_seconds=1)) == 1
+
+
+def test_a_scoped_operator_sweeps_only_artifacts_of_runs_in_its_namespaces() -> None:
+    ours_gone = Artifact("NetworkPolicy", "shop", "a", "gone-1", run_namespace="shop")
+    foreign = Artifact("NetworkPolicy", "shop", "b", "gone-2", run_namespace="payments")
+    unlabelled = Artifact("PodLabel", "shop", "pod-1", "gone-3")
+    removals = to_remove([ours_gone, foreign, unlabelled], {}, NOW, scope=("shop", "web"))
+    assert [r.artifact for r in removals] == [ours_gone]
+    # cluster-wide, every run is known: all three are orphans
+    assert len(to_remove([ours_gone, foreign, unlabelled], {}, NOW)) == 3

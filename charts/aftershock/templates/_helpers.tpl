@@ -104,6 +104,17 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [aftershock.dev]
   resources: [chaospolicies]
   verbs: [get, list, watch]
+# the default policy: replaced when its values change, deleted when turned off; creating cannot
+# be limited to one name in RBAC, so it is granted only while the chart configures one
+- apiGroups: [aftershock.dev]
+  resources: [chaospolicies]
+  resourceNames: [{{ include "aftershock.defaultPolicyName" . }}]
+  verbs: [update, delete]
+{{- if .Values.defaultPolicy.enabled }}
+- apiGroups: [aftershock.dev]
+  resources: [chaospolicies]
+  verbs: [create]
+{{- end }}
 # target namespaces must opt in (labels); kopf lists namespaces to resolve --namespace
 - apiGroups: [""]
   resources: [namespaces]
@@ -116,4 +127,41 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+{{- end -}}
+
+{{/* The default ChaosPolicy's name (cluster-scoped, so it carries the release's full name). */}}
+{{- define "aftershock.defaultPolicyName" -}}
+{{- printf "%s-default" (include "aftershock.fullname" .) | trunc 253 -}}
+{{- end -}}
+
+{{/* The default ChaosPolicy's spec, from defaultPolicy values. */}}
+{{- define "aftershock.defaultPolicySpec" -}}
+{{- $p := .Values.defaultPolicy -}}
+suspend: false
+namespaces:
+  selector:
+    matchLabels:
+      {{ $p.namespaceLabel.key }}: {{ $p.namespaceLabel.value | quote }}
+  deny: [kube-system, kube-public, kube-node-lease, {{ .Release.Namespace }}]
+crossNamespace: false
+allowedFaults: {{ toJson $p.allowedFaults }}
+blastRadius:
+  maxPodsPercent: {{ $p.maxPodsPercent }}
+  maxPods: {{ $p.maxPods }}
+  maxNodes: 1
+respectDisruptionBudgets: {{ $p.respectDisruptionBudgets }}
+concurrency:
+  maxActiveRuns: {{ $p.maxActiveRuns }}
+  maxActiveRunsPerNamespace: {{ $p.maxActiveRunsPerNamespace }}
+{{- end -}}
+
+{{/* The operator's own Deployment and pods: the release hook stops it before letting go. */}}
+{{- define "aftershock.selfRules" -}}
+- apiGroups: [apps]
+  resources: [deployments]
+  resourceNames: [{{ include "aftershock.fullname" . }}]
+  verbs: [get, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
 {{- end -}}

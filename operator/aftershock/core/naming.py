@@ -15,6 +15,7 @@ from aftershock import GROUP
 
 ANNOTATION_PREFIX = GROUP  # kopf's progress/diff-base storage prefix: our own, never kopf's default
 LABEL_RUN = f"{GROUP}/run"  # value: the run's uid, on every artifact a fault creates
+LABEL_RUN_NAMESPACE = f"{GROUP}/run-namespace"  # beside LABEL_RUN: whose operator the artifact is
 LABEL_EXPERIMENT = f"{GROUP}/experiment"  # value: the experiment's name
 FINALIZER = f"{GROUP}/finalizer"
 

@@ -3,6 +3,10 @@
 An artifact (a NetworkPolicy, a pod label) carries the uid of the run that made it. It must be
 removed when that run no longer exists, has finished (its own revert should have removed it), or
 is past its deadline — whatever the reason the run's own driver did not clean up.
+
+An operator that watches only some namespaces knows only the runs in them. An artifact whose run
+lives elsewhere belongs to another operator, and one that does not say where its run lives cannot
+be judged at all: both are left alone rather than removed from under a fault that may be live.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aftershock.core.phases import is_terminal
+from aftershock.core.watch_scope import Scope
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class Artifact:
     namespace: str
     name: str
     run_uid: str
+    run_namespace: str | None = None  # the run's namespace, when the artifact says so
 
 
 @dataclass(frozen=True)
@@ -35,11 +41,20 @@ class Removal:
 
 
 def to_remove(
-    artifacts: Sequence[Artifact], runs: Mapping[str, RunFacts], now: datetime, grace_seconds: float = 0
+    artifacts: Sequence[Artifact],
+    runs: Mapping[str, RunFacts],
+    now: datetime,
+    grace_seconds: float = 0,
+    scope: Scope = None,
 ) -> list[Removal]:
-    """The artifacts to remove, each with the reason (for the log and an Event)."""
+    """The artifacts to remove, each with the reason (for the log and an Event).
+
+    `runs` are the runs in `scope` (None: every namespace), by uid.
+    """
     removals = []
     for artifact in artifacts:
+        if scope is not None and artifact.run_namespace not in scope:
+            continue
         facts = runs.get(artifact.run_uid)
         if facts is None:
             removals.append(Removal(artifact, f"its run (uid {artifact.run_uid}) no longer exists"))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from aftershock.api.run import TargetRecord
-from aftershock.core.naming import LABEL_RUN
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
 from aftershock.engines.base import InjectContext
 from aftershock.kube import Kube, Obj, now
 
@@ -28,7 +28,11 @@ def policy_body(ctx: InjectContext) -> Obj:
     meta: Obj = {
         "name": policy_name(ctx.run_name),
         "namespace": ctx.target_namespace,
-        "labels": {LABEL_RUN: ctx.run_uid, LABEL_RUN_NAME: ctx.run_name[:63]},
+        "labels": {
+            LABEL_RUN: ctx.run_uid,
+            LABEL_RUN_NAMESPACE: ctx.run_namespace,
+            LABEL_RUN_NAME: ctx.run_name[:63],
+        },
     }
     if ctx.target_namespace == ctx.run_namespace:  # ownerReferences cannot cross namespaces
         meta["ownerReferences"] = [
@@ -52,17 +56,14 @@ def policy_body(ctx: InjectContext) -> Obj:
 def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> int:
     """Delete every NetworkPolicy and pod label of one run; returns how many objects changed."""
     changed = 0
-    for policy in kube.list_network_policies(f"{LABEL_RUN}={run_uid}", namespace):
+    scope = (namespace,) if namespace else None
+    for policy in kube.list_network_policies(f"{LABEL_RUN}={run_uid}", scope):
         kube.delete_network_policy(policy["metadata"]["namespace"], policy["metadata"]["name"])
         changed += 1
-    pods = (
-        kube.list_pods(namespace, f"{LABEL_RUN}={run_uid}")
-        if namespace
-        else kube.list_pods_everywhere(f"{LABEL_RUN}={run_uid}")
-    )
-    for pod in pods:
+    for pod in kube.list_pods_in(scope, f"{LABEL_RUN}={run_uid}"):
         meta = pod["metadata"]
-        if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], {LABEL_RUN: None}):
+        unmark: dict[str, str | None] = {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
+        if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], unmark):
             changed += 1
     return changed
 
@@ -76,7 +77,10 @@ class NetworkPartitionEngine:
         ctx.kube.create_network_policy(ctx.target_namespace, policy_body(ctx))
         stamp = now()
         marked = ctx.kube.patch_pod_labels(
-            target.namespace, target.name, target.uid, {LABEL_RUN: ctx.run_uid}
+            target.namespace,
+            target.name,
+            target.uid,
+            {LABEL_RUN: ctx.run_uid, LABEL_RUN_NAMESPACE: ctx.run_namespace},
         )
         return stamp if marked else None
 

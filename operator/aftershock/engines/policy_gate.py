@@ -18,6 +18,7 @@ from aftershock.api.policy import ChaosPolicySpec
 from aftershock.core import policy as core_policy
 from aftershock.core.selectors import matches
 from aftershock.core.times import parse_time
+from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube, Obj
 
 Policies = list[tuple[str, ChaosPolicySpec]]
@@ -55,8 +56,11 @@ def check_before_injecting(
     fault_kind: str,
     operator_namespace: str | None,
     now: dt.datetime,
+    scope: Scope = None,
 ) -> tuple[core_policy.Decision, Policies]:
-    """Everything but the blast radius: namespace, fault, suspension, time, concurrency."""
+    """Everything but the blast radius: namespace, fault, suspension, time, concurrency.
+
+    Active runs are counted in `scope`, the namespaces this operator watches (None: all)."""
     policies = load_policies(kube)
     labels = kube.namespace_labels(target_namespace)
     if labels is None:
@@ -81,7 +85,7 @@ def check_before_injecting(
         return decision, policies
     active = [
         r
-        for r in kube.list_runs_everywhere()
+        for r in kube.list_in("ChaosRun", scope)
         if _counts_as_active(r, now)
         and not (r["metadata"]["name"] == run_name and r["metadata"]["namespace"] == run_namespace)
     ]

@@ -35,6 +35,7 @@ from aftershock.core.severity import Finding as CoreFinding
 from aftershock.core.severity import RecoveryObservation, assess, format_seconds
 from aftershock.core.targets import TargetSelectionError, select_targets
 from aftershock.core.times import parse_time
+from aftershock.core.watch_scope import Scope
 from aftershock.engines.base import EngineError, FaultEngine, InjectContext
 from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
@@ -113,6 +114,7 @@ class RunDriver:
         clock: Callable[[], dt.datetime] = now,
         on_change: Callable[[str], None] | None = None,
         suspended: Callable[[], str | None] = lambda: None,
+        scope: Scope = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
@@ -124,6 +126,7 @@ class RunDriver:
         self._last_heartbeat: dt.datetime | None = None
         self.on_change = on_change  # told the experiment's name when a run starts or ends
         self.suspended = suspended  # the kill switch: a sentence while any ChaosPolicy is suspended
+        self.scope = scope  # the namespaces this operator watches (concurrency is counted there)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -358,6 +361,7 @@ class RunDriver:
             fault_kind=_fault_kind(run),
             operator_namespace=self.operator_namespace,
             now=self.now(),
+            scope=self.scope,
         )
 
     def _wait_steady(self, workloads: list[Workload], limit: dt.timedelta, stop: Stop) -> list[Obj] | None:

@@ -6,6 +6,7 @@ import os
 import socket
 from dataclasses import dataclass
 
+from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube
 
 
@@ -28,6 +29,7 @@ class OperatorContext:
     operator_namespace: str | None
     identity: str
     poll_seconds: float = 0.25
+    scope: Scope = None  # the namespaces to read in (None: the whole cluster)
 
 
 _context: OperatorContext | None = None

@@ -33,6 +33,7 @@ def _driver(namespace: str | None, name: str) -> RunDriver:
         poll_seconds=ctx.poll_seconds,
         on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
         suspended=WATCH.suspended,
+        scope=ctx.scope,
     )
 
 

@@ -1,5 +1,5 @@
 """kopf settings of our own (annotation prefix and finalizer under aftershock.dev), the shared
-context, and the sweeper's lifetime."""
+context, the sweeper's lifetime, and the default ChaosPolicy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import kopf
 
 from aftershock import GROUP
 from aftershock.core.naming import FINALIZER
-from aftershock.handlers.context import OperatorContext, default_identity, set_context
+from aftershock.core.watch_scope import explicit_namespaces
+from aftershock.engines.default_policy import ensure_default_policy, load_spec
+from aftershock.handlers.context import OperatorContext, default_identity, get_context, set_context
 from aftershock.handlers.sweeper import Sweeper
 from aftershock.kube import Kube, load_client
 from aftershock.tls import ServingCert, self_signed
@@ -41,14 +43,31 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         kube=kube,
         operator_namespace=os.environ.get("AFTERSHOCK_OPERATOR_NAMESPACE") or None,
         identity=default_identity(),
+        scope=explicit_namespaces([n for n in os.environ.get("AFTERSHOCK_NAMESPACES", "").split(",") if n]),
     )
     set_context(context)
     log.info("operator identity: %s", context.identity)
     configure_webhook(settings)
     interval = float(os.environ.get("AFTERSHOCK_SWEEP_SECONDS", "10"))
     if interval > 0:
-        _sweeper = Sweeper(kube, interval)
+        _sweeper = Sweeper(kube, interval, context.scope)
         _sweeper.start()
+
+
+@kopf.on.startup()
+def default_policy(**_: Any) -> None:
+    """Apply the default ChaosPolicy the chart configured (see core/default_policy.py). Retried by
+    kopf until it succeeds: on a first install the CRD may not be served yet."""
+    name = os.environ.get("AFTERSHOCK_DEFAULT_POLICY_NAME")
+    if not name:
+        return
+    path = os.environ.get("AFTERSHOCK_DEFAULT_POLICY_FILE")
+    spec = load_spec(Path(path)) if path else None
+    labels = {"app.kubernetes.io/part-of": "aftershock"}
+    try:
+        ensure_default_policy(get_context().kube, name, spec, labels)
+    except Exception as exc:
+        raise kopf.TemporaryError(f"default ChaosPolicy {name}: {exc}", delay=2) from exc
 
 
 def configure_webhook(settings: kopf.OperatorSettings) -> None:

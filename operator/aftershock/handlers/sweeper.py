@@ -6,38 +6,34 @@ from __future__ import annotations
 import logging
 import threading
 
-from aftershock.core.naming import LABEL_RUN
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
 from aftershock.core.sweep import Artifact, RunFacts, to_remove
 from aftershock.core.times import parse_time
-from aftershock.kube import Kube, now
+from aftershock.core.watch_scope import Scope
+from aftershock.kube import Kube, Obj, now
 
 log = logging.getLogger(__name__)
 
 
-def sweep_once(kube: Kube, grace_seconds: float = 5) -> int:
-    artifacts = [
-        Artifact(
-            "NetworkPolicy",
-            p["metadata"]["namespace"],
-            p["metadata"]["name"],
-            p["metadata"]["labels"][LABEL_RUN],
-        )
-        for p in kube.list_network_policies(LABEL_RUN)
-    ] + [
-        Artifact(
-            "PodLabel", p["metadata"]["namespace"], p["metadata"]["name"], p["metadata"]["labels"][LABEL_RUN]
-        )
-        for p in kube.list_pods_everywhere(LABEL_RUN)
-    ]
+def _artifact(kind: str, obj: Obj) -> Artifact:
+    meta = obj["metadata"]
+    labels = meta["labels"]
+    return Artifact(kind, meta["namespace"], meta["name"], labels[LABEL_RUN], labels.get(LABEL_RUN_NAMESPACE))
+
+
+def sweep_once(kube: Kube, grace_seconds: float = 5, scope: Scope = None) -> int:
+    """One pass over the scope's namespaces (None: the whole cluster)."""
+    artifacts = [_artifact("NetworkPolicy", p) for p in kube.list_network_policies(LABEL_RUN, scope)]
+    artifacts += [_artifact("PodLabel", p) for p in kube.list_pods_in(scope, LABEL_RUN)]
     if not artifacts:
         return 0
     runs = {
         r["metadata"]["uid"]: RunFacts(
             (r.get("status") or {}).get("phase"), parse_time((r.get("status") or {}).get("deadline"))
         )
-        for r in kube.list_runs_everywhere()
+        for r in kube.list_in("ChaosRun", scope)
     }
-    removals = to_remove(artifacts, runs, now(), grace_seconds)
+    removals = to_remove(artifacts, runs, now(), grace_seconds, scope)
     for removal in removals:
         artifact = removal.artifact
         log.warning(
@@ -46,16 +42,19 @@ def sweep_once(kube: Kube, grace_seconds: float = 5) -> int:
         if artifact.kind == "NetworkPolicy":
             kube.delete_network_policy(artifact.namespace, artifact.name)
         else:
-            kube.patch_pod_labels(artifact.namespace, artifact.name, None, {LABEL_RUN: None})
+            kube.patch_pod_labels(
+                artifact.namespace, artifact.name, None, {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
+            )
     return len(removals)
 
 
 class Sweeper:
     """Calls sweep_once every `interval` seconds on a daemon thread until stopped."""
 
-    def __init__(self, kube: Kube, interval: float) -> None:
+    def __init__(self, kube: Kube, interval: float, scope: Scope = None) -> None:
         self.kube = kube
         self.interval = interval
+        self.scope = scope
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="aftershock-sweeper", daemon=True)
 
@@ -68,7 +67,7 @@ class Sweeper:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                sweep_once(self.kube)
+                sweep_once(self.kube, scope=self.scope)
             except Exception:  # keep sweeping; a failed pass is retried next interval
                 log.exception("sweeper pass failed")
             self._stop.wait(self.interval)
