@@ -16,7 +16,10 @@ def test_absent_and_configured_is_created_with_the_hash_of_its_spec() -> None:
     assert plan(None, SPEC).act is Act.CREATE
     body = manifest("p", SPEC, {"team": "sre"})
     assert body["metadata"]["annotations"][APPLIED_HASH] == spec_hash(SPEC)
-    assert body["metadata"]["labels"] == {"team": "sre", "app.kubernetes.io/managed-by": "aftershock-operator"}
+    assert body["metadata"]["labels"] == {
+        "team": "sre",
+        "app.kubernetes.io/managed-by": "aftershock-operator",
+    }
     assert body["spec"] == SPEC
 
 
