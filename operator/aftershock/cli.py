@@ -246,6 +246,10 @@ def release(
         typer.Option(help="A namespace the next operator watches: left as it is (repeatable; for upgrades)."),
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the operator's pods to go.")] = 120,
+    default_policy_name: Annotated[
+        str | None,
+        typer.Option(help="Also delete this default ChaosPolicy, if the operator created it (uninstall)."),
+    ] = None,
 ) -> None:
     """Let go before uninstalling: stop the operator, abort active runs (reverting their faults) and
     remove aftershock's finalizer from experiments and runs, so that nothing is left stuck."""
@@ -286,7 +290,11 @@ def release(
     scope = to_release(current, keep_namespace or ())
     try:
         report = do_release(
-            kube, scope, deployment=target if not scope.nothing else None, stop_timeout=timeout
+            kube,
+            scope,
+            deployment=target if not scope.nothing else None,
+            stop_timeout=timeout,
+            default_policy=default_policy_name,
         )
     except ReleaseError as exc:
         typer.echo(f"error: {exc}", err=True)
@@ -295,6 +303,8 @@ def release(
         typer.echo(f"aborted run {item}")
     for item in report.released:
         typer.echo(f"released {item}")
+    if report.default_policy:
+        typer.echo(f"default ChaosPolicy {default_policy_name}: {report.default_policy}")
     typer.echo(report.summary() if not scope.nothing else "nothing to release")
 
 

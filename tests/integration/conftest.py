@@ -88,9 +88,7 @@ def _webhook_registered(api: client.ApiClient) -> bool:
     return bool(configs and configs[0].webhooks)
 
 
-@pytest.fixture
-def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
-    """A namespace the session operator ignores, for tests that run their own operators."""
+def _solo(api: client.ApiClient) -> Iterator[str]:
     name = f"{SOLO_PREFIX}{uuid.uuid4().hex[:8]}"
     core = client.CoreV1Api(api)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=OPT_IN)))
@@ -110,6 +108,17 @@ def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
                 {"metadata": {"finalizers": None}},
             )
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
+    """A namespace the session operator ignores, for tests that run their own operators."""
+    yield from _solo(api)
+
+
+@pytest.fixture
+def another_solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
+    yield from _solo(api)
 
 
 @pytest.fixture(scope="session", autouse=True)

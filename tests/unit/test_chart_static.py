@@ -343,7 +343,15 @@ def test_cleanup_hook_runs_before_uninstall_as_the_operator() -> None:
     assert pod["serviceAccountName"] == "rel-aftershock" and pod["restartPolicy"] == "Never"
     c = pod["containers"][0]
     assert c["image"] == container(docs)["image"]
-    assert c["args"] == ["release", "--deployment", "chaos-system/rel-aftershock", "--timeout", "120"]
+    assert c["args"] == [
+        "release",
+        "--deployment",
+        "chaos-system/rel-aftershock",
+        "--timeout",
+        "120",
+        "--default-policy-name",
+        "rel-aftershock-default",
+    ]
     sc = c["securityContext"]
     assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
     assert sc["allowPrivilegeEscalation"] is False and sc["runAsNonRoot"] is True

@@ -9,7 +9,9 @@ active fault would stay in place. So, in this order:
    the finalizers straight back;
 2. abort every active run in the released namespaces, reverting its fault (the same bounded revert
    as when a run is deleted);
-3. remove aftershock's finalizer from the experiments and runs there — nobody else's.
+3. remove aftershock's finalizer from the experiments and runs there — nobody else's;
+4. on uninstall, delete the default ChaosPolicy the operator created (as Helm would delete an
+   object of its chart); a policy of that name someone else made stays.
 
 Every step is idempotent, so a hook that is retried does no harm.
 """
@@ -25,6 +27,7 @@ from aftershock.api.run import ChaosRun
 from aftershock.core.naming import FINALIZER
 from aftershock.core.selectors import to_label_selector
 from aftershock.core.watch_scope import Release
+from aftershock.engines.default_policy import ensure_default_policy
 from aftershock.engines.runner import RunDriver
 from aftershock.kube import Conflict, Kube, NotFound, Obj
 
@@ -42,6 +45,7 @@ class Report:
     aborted: list[str] = field(default_factory=list)
     released: list[str] = field(default_factory=list)
     operator_stopped: bool = False
+    default_policy: str | None = None  # what happened to it, when asked to remove it
 
     def summary(self) -> str:
         return (
@@ -85,6 +89,7 @@ def release(
     *,
     deployment: tuple[str, str] | None = None,
     stop_timeout: float = 120,
+    default_policy: str | None = None,
     why: str = "the operator was uninstalled or stopped watching this namespace",
 ) -> Report:
     report = Report()
@@ -103,6 +108,8 @@ def release(
         for obj in _in_scope(kube, kind, release):
             if _remove_finalizer(kube, kind, obj):
                 report.released.append(f"{kind} {obj['metadata']['namespace']}/{obj['metadata']['name']}")
+    if default_policy:
+        report.default_policy = ensure_default_policy(kube, default_policy, None).reason
     log.info("released: %s", report.summary())
     return report
 
