@@ -37,6 +37,7 @@ class FaultKindName(StrEnum):
     NODE_DRAIN = "nodeDrain"
     NETWORK_PARTITION = "networkPartition"
     LITMUS = "litmus"
+    LITMUS_NODE = "litmusNode"
     TOXIPROXY = "toxiproxy"
 
 
@@ -46,8 +47,10 @@ KNOWN_FAULT_KINDS: Final = tuple(kind.value for kind in FaultKindName)
 The kinds a ChaosExperiment can actually use are ``aftershock.api.experiment.FAULT_KINDS``.
 """
 
-NODE_FAULT_KINDS: Final = ("nodeDrain",)
-"""Fault kinds that act on nodes; a policy allows them only when it lists them explicitly."""
+NODE_FAULT_KINDS: Final = ("nodeDrain", "litmusNode")
+"""Fault kinds that act on nodes; a policy allows them only when it lists them explicitly.
+``litmusNode`` is how a policy names Litmus's node experiments (node-drain, node-taint,
+node-cpu-hog, node-memory-hog); its pod experiments are ``litmus``."""
 
 DNS_LABEL_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 DNS_SUBDOMAIN_PATTERN: Final = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"

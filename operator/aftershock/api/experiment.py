@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
@@ -29,6 +29,7 @@ from aftershock.api.common import (
     optional_delta,
 )
 from aftershock.api.durations import parse_duration
+from aftershock.core import litmus
 
 MAX_NAME_LENGTH: Final = 52
 """Run names are ``<experiment>-<unix seconds>`` (11 more characters) and must fit in 63."""
@@ -191,8 +192,94 @@ class NetworkPartition(ApiModel):
     )
 
 
-SUSTAINED_FAULT_KINDS: Final = ("networkPartition",)
-"""Faults held for fault.duration and then reverted; they need a duration."""
+def _litmus_rules() -> list[CelRule]:
+    """Every rule on fault.litmus, generated from the catalog in core/litmus.py."""
+    reserved = [*litmus.MANAGED_ENV, *litmus.RUNNER_ENV]
+    rules = [
+        CelRule(
+            rule="!has(self.env) || !self.env.exists(k, k in ["
+            + ", ".join(f"'{k}'" for k in reserved)
+            + "])",
+            message="litmus.env must not set "
+            + ", ".join(reserved)
+            + ": aftershock sets the duration and the targets (from fault.duration and target), Litmus the rest",
+        )
+    ]
+    for spec in litmus.CATALOG.values():
+        allowed = [p.name for p in spec.params] + reserved
+        rules.append(
+            CelRule(
+                rule=f"self.experiment != '{spec.name}' || !has(self.env) || self.env.all(k, k in ["
+                + ", ".join(f"'{k}'" for k in allowed)
+                + "])",
+                message=litmus.allowed_keys_message(spec),
+            )
+        )
+    for name, p in sorted(litmus.param_kinds().items()):
+        if p.pattern is not None:
+            rules.append(
+                CelRule(
+                    rule=f"!has(self.env) || !('{name}' in self.env) || self.env['{name}'].matches(r'{p.pattern}')",
+                    message=litmus.value_message(p),
+                )
+            )
+    return rules
+
+
+LITMUS_RULES: Final = _litmus_rules()
+
+
+class LitmusCleanup(StrEnum):
+    """What Litmus does with its experiment Job when it is done."""
+
+    DELETE = "delete"
+    RETAIN = "retain"
+
+
+class LitmusFault(ApiModel):
+    """Run a LitmusChaos 3.x experiment through a ChaosEngine. Litmus must be installed, and its
+    ChaosExperiment of that name must exist in the target namespace."""
+
+    model_config = ConfigDict(json_schema_extra=validations(*LITMUS_RULES))
+
+    experiment: str = Field(
+        json_schema_extra={"enum": list(litmus.EXPERIMENTS)},
+        description="The Litmus experiment: " + ", ".join(litmus.EXPERIMENTS) + ".",
+    )
+    env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="The experiment's parameters (e.g. NETWORK_LATENCY: \"300\"), checked per experiment."
+        " The duration and the targets are set by aftershock from fault.duration and target.",
+    )
+    chaos_service_account: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="The ServiceAccount Litmus runs the experiment as, in the target namespace; it needs"
+        " the permissions the experiment lists (see docs/litmus.md).",
+    )
+    job_clean_up_policy: LitmusCleanup = Field(
+        default=LitmusCleanup.DELETE,
+        description="delete (default) or retain Litmus's experiment Job afterwards.",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> LitmusFault:
+        if self.experiment not in litmus.CATALOG:
+            raise ValueError(litmus.env_problems(self.experiment, {})[0])
+        problems = litmus.env_problems(self.experiment, self.env)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def catalog(self) -> litmus.Experiment:
+        return litmus.CATALOG[self.experiment]
+
+
+SUSTAINED_FAULT_KINDS: Final = ("networkPartition", "litmus")
+"""Faults held for fault.duration (by aftershock, or by Litmus); they need a duration."""
 
 SUSTAINED_DURATION_RULE: Final = CelRule(
     rule="!(" + " || ".join(f"has(self.{k})" for k in SUSTAINED_FAULT_KINDS) + ") || has(self.duration)",
@@ -225,6 +312,10 @@ class Fault(ApiModel):
         default=None,
         description="Cut the target pods off the network with a NetworkPolicy for fault.duration"
         " (requires a network plugin that enforces NetworkPolicy).",
+    )
+    litmus: LitmusFault | None = Field(
+        default=None,
+        description="Run a LitmusChaos 3.x experiment on the targets for fault.duration.",
     )
 
     @property
