@@ -347,6 +347,111 @@ class Kube:
             if exc.status not in (404, 409):
                 raise
 
+    # --- another project's kinds (LitmusChaos): merge patches only, never replaced ---------
+
+    def missing_crds(self, names: list[str] | tuple[str, ...]) -> list[str]:
+        """Which of these CustomResourceDefinitions do not exist."""
+        ext = client.ApiextensionsV1Api(self.api)
+        missing = []
+        for name in names:
+            try:
+                ext.read_custom_resource_definition(name)
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise
+                missing.append(name)
+        return missing
+
+    def get_foreign(self, group: str, version: str, plural: str, namespace: str, name: str) -> Obj | None:
+        try:
+            return cast(
+                Obj, self.custom.get_namespaced_custom_object(group, version, namespace, plural, name)
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_foreign(self, group: str, version: str, plural: str, namespace: str, body: Obj) -> bool:
+        """Create; False when it exists already (409: created before, e.g. by a previous process)."""
+        try:
+            self.custom.create_namespaced_custom_object(group, version, namespace, plural, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def merge_patch_foreign(
+        self, group: str, version: str, plural: str, namespace: str, name: str, body: Obj
+    ) -> Obj | None:
+        """JSON merge patch (only the fields given change); None when the object is gone."""
+        try:
+            return cast(
+                Obj,
+                self.custom.patch_namespaced_custom_object(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    name,
+                    body,
+                    _content_type="application/merge-patch+json",
+                ),
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def delete_foreign(self, group: str, version: str, plural: str, namespace: str, name: str) -> None:
+        try:
+            self.custom.delete_namespaced_custom_object(
+                group, version, namespace, plural, name, propagation_policy="Background"
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def drop_foreign_finalizer(self, group: str, version: str, plural: str, obj: Obj, finalizer: str) -> bool:
+        """Remove one finalizer, keeping any others (resourceVersion precondition)."""
+        meta = obj["metadata"]
+        finalizers = list(meta.get("finalizers") or [])
+        if finalizer not in finalizers:
+            return False
+        body = {
+            "metadata": {
+                "finalizers": [f for f in finalizers if f != finalizer],
+                "resourceVersion": meta["resourceVersion"],
+            }
+        }
+        try:
+            self.custom.patch_namespaced_custom_object(
+                group,
+                version,
+                meta["namespace"],
+                plural,
+                meta["name"],
+                body,
+                _content_type="application/merge-patch+json",
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            if exc.status == 409:
+                raise Conflict(f"{plural} {meta['namespace']}/{meta['name']} changed") from exc
+            raise
+        return True
+
+    def service_account_exists(self, namespace: str, name: str) -> bool:
+        try:
+            self.core.read_namespaced_service_account(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     # --- the operator's own Deployment (releasing on uninstall) --------------------------
 
     def get_deployment(self, namespace: str, name: str) -> Obj | None:

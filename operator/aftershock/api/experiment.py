@@ -249,7 +249,7 @@ class LitmusFault(ApiModel):
     env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
         default_factory=dict,
         max_length=32,
-        description="The experiment's parameters (e.g. NETWORK_LATENCY: \"300\"), checked per experiment."
+        description='The experiment\'s parameters (e.g. NETWORK_LATENCY: "300"), checked per experiment.'
         " The duration and the targets are set by aftershock from fault.duration and target.",
     )
     chaos_service_account: str = Field(
@@ -326,6 +326,13 @@ class Fault(ApiModel):
     def kind(self) -> str:
         """The wire name of the fault kind that is set, e.g. ``podDelete``."""
         return next(alias for alias, attr in _FAULT_FIELDS.items() if getattr(self, attr) is not None)
+
+    @property
+    def policy_kind(self) -> str:
+        """The kind a ChaosPolicy's allowedFaults names: Litmus node experiments are litmusNode."""
+        if self.litmus is not None and self.litmus.catalog.scope is litmus.Scope.NODE:
+            return "litmusNode"
+        return self.kind
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Fault:

@@ -117,6 +117,24 @@ class TargetRecord(ApiModel):
     recovered_at: AwareDatetime | None = Field(default=None, description="When it was seen healthy again.")
 
 
+class LitmusRecord(ApiModel):
+    """What Litmus reported for this run (kept here: its ChaosEngine and ChaosResult are removed)."""
+
+    engine: str = Field(max_length=253, description="Name of the ChaosEngine the run created.")
+    result: str | None = Field(default=None, max_length=253, description="Name of its ChaosResult.")
+    verdict: str | None = Field(
+        default=None, max_length=64, description="Litmus's verdict: Pass, Fail, Error or Stopped."
+    )
+    phase: str | None = Field(default=None, max_length=64, description="The ChaosResult's phase.")
+    probe_success_percentage: str | None = Field(
+        default=None, max_length=16, description="Share of Litmus probes that passed, as Litmus reports it."
+    )
+    error_output: str | None = Field(
+        default=None, max_length=4096, description="Litmus's errorOutput: code and reason."
+    )
+    finished_at: AwareDatetime | None = Field(default=None, description="When the engine was seen finished.")
+
+
 class ChaosRunStatus(ApiModel):
     """The run's journal, written by the operator before each side effect."""
 
@@ -155,6 +173,7 @@ class ChaosRunStatus(ApiModel):
     recovery_seconds: float | None = Field(
         default=None, description="Seconds from injection until all targets had recovered."
     )
+    litmus: LitmusRecord | None = Field(default=None, description="For Litmus faults: what Litmus reported.")
     verdict: Verdict | None = Field(
         default=None,
         description="Passed or Failed; only for Completed runs (Passed when severity is none or low).",

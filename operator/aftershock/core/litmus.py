@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -133,7 +133,12 @@ def _experiments() -> tuple[Experiment, ...]:
         Experiment(
             "container-kill",
             pod,
-            (*_POD_COMMON, _INTERVAL, Param("SIGNAL", Kind.TEXT, "the signal sent (default SIGKILL)"), *_STRESS),
+            (
+                *_POD_COMMON,
+                _INTERVAL,
+                Param("SIGNAL", Kind.TEXT, "the signal sent (default SIGKILL)"),
+                *_STRESS,
+            ),
             "kills a container of each target pod through the container runtime",
         ),
         Experiment(
@@ -219,7 +224,9 @@ def _experiments() -> tuple[Experiment, ...]:
             pod,
             (
                 *_POD_COMMON,
-                Param("TARGET_HOSTNAMES", Kind.TEXT, "host names whose lookups fail, e.g. '[\"db\",\"cache\"]'"),
+                Param(
+                    "TARGET_HOSTNAMES", Kind.TEXT, 'host names whose lookups fail, e.g. \'["db","cache"]\''
+                ),
                 Param("MATCH_SCHEME", Kind.CHOICE, "how names are matched", ("exact", "substring")),
                 *_STRESS,
             ),
@@ -314,7 +321,7 @@ def env_problems(experiment: str, env: Mapping[str, str]) -> list[str]:
     if spec is None:
         return [f"litmus.experiment {experiment!r} is not supported; supported: {', '.join(EXPERIMENTS)}"]
     problems = []
-    for key, value in env.items():
+    for key in env:
         if key in MANAGED_ENV:
             problems.append(managed_message(key))
         elif key in RUNNER_ENV:
@@ -507,20 +514,22 @@ def progress(engine: Mapping[str, Any], result: Mapping[str, Any] | None) -> Pro
         for p in _status(own).get("probeStatuses") or []
         if ((p.get("status") or {}).get("verdict")) == "Failed"
     )
-    common = {"phase": phase, "probe_success": probe_success, "error": error, "failed_probes": failed}
+    seen = Progress(
+        State.WAITING, phase=phase, probe_success=probe_success, error=error, failed_probes=failed
+    )
     if entry.get("status") == "ChaosExperiment Not Found":
         return Progress(State.NO_EXPERIMENT, verdict="Fail", detail="Litmus did not find the ChaosExperiment")
     if verdict in FINAL_VERDICTS and phase != "Running":
         state = State.STOPPED if verdict == "Stopped" else State.FINISHED
-        return Progress(state, verdict=verdict, **common)
+        return replace(seen, state=state, verdict=verdict)
     if engine_status == "stopped":
-        return Progress(State.STOPPED, verdict="Stopped", **common)
+        return replace(seen, state=State.STOPPED, verdict="Stopped")
     if engine_status == "completed":
         entry_verdict = entry.get("verdict")
         if entry_verdict in FINAL_VERDICTS:
-            return Progress(State.FINISHED, verdict=entry_verdict, **common)
+            return replace(seen, state=State.FINISHED, verdict=str(entry_verdict))
     if engine_status in ("initialized", "completed"):
-        return Progress(State.RUNNING, **common, detail=str(entry.get("status") or ""))
+        return replace(seen, state=State.RUNNING, detail=str(entry.get("status") or ""))
     return Progress(State.WAITING)
 
 
@@ -551,3 +560,14 @@ def reading(experiment: str, p: Progress) -> Reading:
         message = f"Litmus could not carry out {experiment}: {p.error or 'verdict Error, no errorOutput'}"
         return Reading(((Severity.HIGH, "Litmus experiment errored", message),), errored=message)
     return Reading(())
+
+
+def target_nodes(pods: Sequence[Mapping[str, Any]], *, single: bool) -> list[str]:
+    """The nodes of the chosen pods, in the pods' order; only the first for experiments that take
+    one node (node-drain, node-taint)."""
+    nodes: list[str] = []
+    for pod in pods:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node and node not in nodes:
+            nodes.append(str(node))
+    return nodes[:1] if single else nodes

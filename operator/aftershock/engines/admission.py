@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aftershock.api.common import NODE_FAULT_KINDS
 from aftershock.api.experiment import ChaosExperimentSpec, Fault, Target
 from aftershock.core import policy as core_policy
 from aftershock.core.safety import effective_target_namespace
@@ -32,6 +33,9 @@ DAMAGE: dict[str, list[tuple[str, str, str, str | None]]] = {
         ("patch", "", "pods", None),
     ],
     "nodeDrain": [("patch", "", "nodes", None), ("create", "", "pods", "eviction")],
+    # Litmus acts with its own ServiceAccount: the author must be able to start Litmus there
+    "litmus": [("create", "litmuschaos.io", "chaosengines", None)],
+    "litmusNode": [("create", "litmuschaos.io", "chaosengines", None), ("patch", "", "nodes", None)],
 }
 
 
@@ -100,7 +104,7 @@ def check_action(
         experiment_namespace=namespace,
         target_namespace=target_ns,
         target_namespace_labels=labels,
-        fault_kind=fault.kind,
+        fault_kind=fault.policy_kind,
         operator_namespace=operator_namespace,
     )
     if not decision.allowed:
@@ -115,8 +119,8 @@ def check_action(
         timing = core_policy.check_time(policies, now=now)
         if not timing.allowed:
             raise Refused(timing.message)
-    if target_ns != namespace or fault.kind in ("nodeDrain",):
-        _require_could_do_it(kube, user, target_ns, fault.kind)
+    if target_ns != namespace or fault.policy_kind in NODE_FAULT_KINDS:
+        _require_could_do_it(kube, user, target_ns, fault.policy_kind)
     if policies:
         workloads = find_workloads(kube, str(target.kind), target_ns, target.selector.to_json())
         total = sum(w.desired for w in workloads)

@@ -9,10 +9,11 @@ deletes the policy and removes the label; both steps tolerate "already done".
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from aftershock.api.run import TargetRecord
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
-from aftershock.engines.base import InjectContext
+from aftershock.engines.base import InjectContext, Native, Note
 from aftershock.kube import Kube, Obj, now
 
 LABEL_RUN_NAME = "aftershock.dev/run-name"
@@ -68,7 +69,7 @@ def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> 
     return changed
 
 
-class NetworkPartitionEngine:
+class NetworkPartitionEngine(Native):
     kind = "networkPartition"
     sustained = True
 
@@ -84,5 +85,6 @@ class NetworkPartitionEngine:
         )
         return stamp if marked else None
 
-    def revert(self, ctx: InjectContext) -> None:
+    def revert(self, ctx: InjectContext) -> Sequence[Note]:
         remove_artifacts(ctx.kube, ctx.run_uid, ctx.target_namespace)
+        return ()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 from aftershock.api.run import TargetRecord
-from aftershock.engines.base import InjectContext
+from aftershock.engines.base import InjectContext, Native, Note
 from aftershock.kube import now
 
 
-class PodDeleteEngine:
+class PodDeleteEngine(Native):
     kind = "podDelete"
     sustained = False
 
@@ -20,5 +21,6 @@ class PodDeleteEngine:
         deleted = ctx.kube.delete_pod(target.namespace, target.name, target.uid, grace)
         return stamp if deleted else None
 
-    def revert(self, ctx: InjectContext) -> None:
+    def revert(self, ctx: InjectContext) -> Sequence[Note]:
         """A deleted pod cannot be undeleted; recovery is its controller's job, which we observe."""
+        return ()

@@ -21,12 +21,14 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aftershock import failpoints
-from aftershock.api.common import Finding, RunPhase, Severity, Verdict
+from aftershock.api.common import Finding, RunPhase, Severity, Verdict, worst
 from aftershock.api.durations import parse_duration
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun, ChaosRunSpec, ChaosRunStatus, TargetRecord
+from aftershock.core import litmus as core_litmus
 from aftershock.core import policy as core_policy
 from aftershock.core import recovery as core_recovery
 from aftershock.core.safety import effective_target_namespace
@@ -36,7 +38,9 @@ from aftershock.core.severity import RecoveryObservation, assess, format_seconds
 from aftershock.core.targets import TargetSelectionError, select_targets
 from aftershock.core.times import parse_time
 from aftershock.core.watch_scope import Scope
-from aftershock.engines.base import EngineError, FaultEngine, InjectContext
+from aftershock.engines.base import EngineError, FaultEngine, InjectContext, Note
+from aftershock.engines.litmus import LitmusEngine
+from aftershock.engines.litmus import start_timeout as litmus_start_timeout
 from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
 from aftershock.engines.policy_gate import Policies, check_before_injecting, pdbs_for
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 ENGINES: dict[str, FaultEngine] = {
     "podDelete": PodDeleteEngine(),
     "networkPartition": NetworkPartitionEngine(),
+    "litmus": LitmusEngine(),
 }
 REVERT_PATIENCE = dt.timedelta(seconds=20)
 
@@ -240,6 +245,8 @@ class RunDriver:
         held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
         timeout = parse_duration(spec.recovery.timeout)
         deadline = self.now() + held + timeout + deadline_grace(timeout)
+        if spec.fault.litmus is not None:  # Litmus starts a runner pod and a Job before the chaos
+            deadline += dt.timedelta(seconds=litmus_start_timeout())
         status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
         self.transition(obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status)
 
@@ -266,7 +273,8 @@ class RunDriver:
         assert spec.target is not None and spec.fault is not None and spec.recovery is not None
         target = spec.target
         target_ns = effective_target_namespace(self.namespace, target.namespace)
-        self._engine(run)  # an unsupported fault ends Errored before anything is resolved
+        # an unsupported fault, or a missing prerequisite, ends Errored before anything is resolved
+        self._engine(run).preflight(self._context(run))
         decision, _ = self._policy_check(run, target_ns)  # fail fast, before waiting for steady state
         if not decision.allowed:
             self.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
@@ -326,6 +334,24 @@ class RunDriver:
             )
             for p in chosen
         ]
+        if spec.fault.litmus is not None and spec.fault.litmus.catalog.node_env is not None:
+            nodes = core_litmus.target_nodes(chosen, single=spec.fault.litmus.catalog.single_node)
+            if not nodes:
+                raise Abort(
+                    "NoTargets", "the chosen pods are not scheduled on any node; nothing was injected"
+                )
+            every = {
+                str((p.get("spec") or {}).get("nodeName"))
+                for p in pods
+                if (p.get("spec") or {}).get("nodeName")
+            }
+            decision = core_policy.check_blast_radius(
+                policies, requested=len(nodes), total=len(every), unit="nodes"
+            )
+            if not decision.allowed:
+                self.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
+                return
+            records = [TargetRecord(kind="Node", name=n) for n in nodes]
         names = ", ".join(r.name for r in records)
         if spec.dry_run:
             status = run.status.model_copy(update={"targets": records})
@@ -358,7 +384,7 @@ class RunDriver:
             run_name=self.name,
             run_namespace=self.namespace,
             target_namespace=target_ns,
-            fault_kind=_fault_kind(run),
+            fault_kind=run.spec.fault.policy_kind if run.spec.fault else "unknown",
             operator_namespace=self.operator_namespace,
             now=self.now(),
             scope=self.scope,
@@ -414,6 +440,9 @@ class RunDriver:
         engine = self._engine(run)
         injected = [t.injected_at for t in run.status.targets if t.injected_at is not None]
         injected_at = min(injected) if injected else self.now()
+        if engine.self_timed:
+            self._follow(obj, run, stop, injected_at)
+            return
         if engine.sustained:
             self._hold(obj, run, stop, injected_at)
             return
@@ -436,16 +465,73 @@ class RunDriver:
             fresh, ChaosRun.from_body(fresh), RunPhase.REVERTING, "Reverting", "fault held; reverting it"
         )
 
+    def _follow(self, obj: Obj, run: ChaosRun, stop: Stop, injected_at: dt.datetime) -> None:
+        """For engines that end the fault themselves (Litmus): follow it until it reports, then
+        journal what it reported and go on to Reverting (clean up) and the recovery measurement.
+        The run's deadline still holds: past it the drive loop aborts the run."""
+        engine = self._engine(run)
+        ctx = self._context(run)
+        recorded = run.status.litmus
+        while True:
+            if stop.deleted() or stop.exiting() or self.suspended() or self._past_deadline(run):
+                return
+            followed = engine.follow(ctx)
+            if followed.waiting and (self.now() - injected_at).total_seconds() > litmus_start_timeout():
+                self.abort(
+                    obj,
+                    run,
+                    "LitmusNotResponding",
+                    f"Litmus did not take up the ChaosEngine within {litmus_start_timeout():.0f} s;"
+                    " is the Litmus operator running?",
+                )
+                return
+            if followed.done:
+                break
+            if followed.record is not None and followed.record != recorded:
+                fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+                status = ChaosRun.from_body(fresh).status.model_copy(update={"litmus": followed.record})
+                self._patch(fresh, status, precondition=True)
+                obj = self.kube.get("ChaosRun", self.namespace, self.name)
+                run, recorded = ChaosRun.from_body(obj), followed.record
+            self._heartbeat()
+            stop.wait(self.poll * 4)
+        fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+        current = ChaosRun.from_body(fresh)
+        findings = [*current.status.findings, *(_note_finding(n) for n in followed.findings)]
+        severity = worst([current.status.severity or Severity.NONE, *(n.severity for n in followed.findings)])
+        status = current.status.model_copy(
+            update={"litmus": followed.record, "findings": findings, "severity": severity}
+        )
+        if followed.errored is not None:
+            self._patch(fresh, status, precondition=True)
+            fresh = self.kube.get("ChaosRun", self.namespace, self.name)
+            self._error(fresh, ChaosRun.from_body(fresh), *followed.errored)
+            return
+        self.transition(
+            fresh,
+            current,
+            RunPhase.REVERTING,
+            "Reverting",
+            followed.summary or "fault ended; cleaning up",
+            status=status,
+        )
+
     def revert_and_recover(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
         """Revert (idempotent, also after a restart), then measure recovery from the revert."""
         reverted_at = run.status.reverted_at
         if reverted_at is None:
-            failure = self._revert(run, REVERT_PATIENCE)
+            failure, notes = self._revert(run, REVERT_PATIENCE)
             if failure:
                 self._unrevertable(obj, run, failure)
                 return
             reverted_at = self.now()
-            status = run.status.model_copy(update={"reverted_at": reverted_at, "heartbeat_time": reverted_at})
+            status = run.status.model_copy(
+                update={
+                    "reverted_at": reverted_at,
+                    "heartbeat_time": reverted_at,
+                    **_with_notes(run.status.findings, run.status.severity, notes),
+                }
+            )
             self._patch(obj, status, precondition=True)
             obj = self.kube.get("ChaosRun", self.namespace, self.name)
             run = ChaosRun.from_body(obj)
@@ -561,7 +647,9 @@ class RunDriver:
             severity = max([severity or Severity.NONE, *(f.severity for f in extra)])
         if run.spec.fault is not None and _fault_kind(run) in ENGINES:
             # bounded: a deleted run's finalizer must be released even when the revert is impossible
-            failure = self._revert(run, dt.timedelta(seconds=10))
+            failure, notes = self._revert(run, dt.timedelta(seconds=10))
+            noted = _with_notes(findings, severity, notes)
+            findings, severity = noted["findings"], noted["severity"]
             if failure:
                 findings.append(_unrevertable_finding(f"while aborting ({reason})", failure))
                 severity = Severity.CRITICAL
@@ -574,13 +662,12 @@ class RunDriver:
         except NotFound:
             return
 
-    def _revert(self, run: ChaosRun, patience: dt.timedelta) -> str | None:
-        """Revert, retrying for up to `patience`; None on success, else what went wrong."""
+    def _revert(self, run: ChaosRun, patience: dt.timedelta) -> tuple[str | None, Sequence[Note]]:
+        """Revert, retrying for up to `patience`: (None, notes) on success, else what went wrong."""
         give_up = self.now() + patience
         while True:
             try:
-                self._engine(run).revert(self._context(run))
-                return None
+                return None, self._engine(run).revert(self._context(run))
             except EngineError:
                 raise
             except Exception as exc:
@@ -589,7 +676,7 @@ class RunDriver:
                 failure = f"{type(exc).__name__} {status or ''} {error}".replace("  ", " ").strip()
                 log.warning("run %s/%s: revert failed: %s", self.namespace, self.name, failure)
                 if self.now() >= give_up:
-                    return failure
+                    return failure, ()
                 time.sleep(1.0)
 
     def _unrevertable(self, obj: Obj, run: ChaosRun, failure: str) -> None:
@@ -632,14 +719,23 @@ class RunDriver:
             run_uid=run.uid or "",
             fault=run.spec.fault,
             target_namespace=effective_target_namespace(self.namespace, run.spec.target.namespace),
+            target=run.spec.target,
+            targets=tuple(run.status.targets),
         )
 
     def _error(self, obj: Obj, run: ChaosRun, reason: str, message: str) -> None:
         """End Errored; anything already applied is reverted first (nothing is left behind)."""
+        status = run.status
         if any(t.injected_at for t in run.status.targets) and _fault_kind(run) in ENGINES:
-            self._engine(run).revert(self._context(run))
+            failure, notes = self._revert(run, dt.timedelta(seconds=10))
+            noted = _with_notes(run.status.findings, run.status.severity, notes)
+            if failure:
+                noted["findings"].append(_unrevertable_finding(f"while ending the run ({reason})", failure))
+                noted["severity"] = Severity.CRITICAL
+                message = f"{message}; the fault could NOT be reverted: {failure}"
+            status = run.status.model_copy(update=noted)
         try:
-            self.transition(obj, run, RunPhase.ERRORED, reason, message, precondition=False)
+            self.transition(obj, run, RunPhase.ERRORED, reason, message, status=status, precondition=False)
         except NotFound:
             return
 
@@ -722,6 +818,22 @@ class RunDriver:
                 self.on_change(run.spec.experiment)
             except Exception:  # the experiment's status is a view; the run's journal is the record
                 log.exception("could not refresh the status of experiment %s", run.spec.experiment)
+
+
+def _note_finding(note: Note) -> Finding:
+    return Finding(severity=note.severity, title=note.title, detail=note.detail)
+
+
+def _with_notes(
+    findings: Sequence[Finding], severity: Severity | None, notes: Sequence[Note]
+) -> dict[str, Any]:
+    """Findings and severity with what a revert had to do added (status fields, for model_copy)."""
+    if not notes:
+        return {"findings": list(findings), "severity": severity}
+    return {
+        "findings": [*findings, *(_note_finding(n) for n in notes)],
+        "severity": worst([severity or Severity.NONE, *(n.severity for n in notes)]),
+    }
 
 
 def _unrevertable_finding(when: str, failure: str) -> Finding:

@@ -1,0 +1,274 @@
+"""LitmusChaos 3.x: one ChaosEngine per run, followed until Litmus reports its verdict.
+
+What aftershock does to Litmus objects, and nothing more: it creates the ChaosEngine, merge-patches
+`spec.engineState: stop` to abort, deletes the engine and its ChaosResult when the run is done, and
+removes Litmus's finalizer only when the Litmus operator evidently is not running (it neither
+confirmed the stop nor processed the deletion in time) — and then the run says so. Decisions about
+names, env and verdicts are in core/litmus.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aftershock.api.common import Severity
+from aftershock.api.run import LitmusRecord, TargetRecord
+from aftershock.core import litmus
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
+from aftershock.engines.base import EngineError, Followed, InjectContext, Note
+from aftershock.kube import Conflict, Kube, Obj, now
+
+log = logging.getLogger(__name__)
+
+LABEL_RUN_NAME = "aftershock.dev/run-name"
+ENGINES = "chaosengines"
+RESULTS = "chaosresults"
+EXPERIMENTS = "chaosexperiments"
+
+
+def _seconds(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
+def stop_wait() -> float:
+    """How long Litmus gets to confirm `engineState: stop` (it waits up to 180 s for its pods)."""
+    return _seconds("AFTERSHOCK_LITMUS_STOP_SECONDS", 60)
+
+
+def delete_wait() -> float:
+    """How long Litmus gets to release its finalizer after the engine is deleted."""
+    return _seconds("AFTERSHOCK_LITMUS_DELETE_SECONDS", 15)
+
+
+def start_timeout() -> float:
+    """How long Litmus may take to take a new engine up before the run is aborted."""
+    return _seconds("AFTERSHOCK_LITMUS_START_SECONDS", 180)
+
+
+def _get(kube: Kube, plural: str, namespace: str, name: str) -> Obj | None:
+    return kube.get_foreign(litmus.GROUP, litmus.VERSION, plural, namespace, name)
+
+
+class LitmusEngine:
+    kind = "litmus"
+    sustained = True
+    self_timed = True
+
+    # --- before anything is chosen ---------------------------------------------------------
+
+    def preflight(self, ctx: InjectContext) -> None:
+        assert ctx.fault.litmus is not None
+        spec = ctx.fault.litmus
+        missing = ctx.kube.missing_crds(litmus.CRDS)
+        if missing:
+            raise EngineError("LitmusNotInstalled", litmus.crds_install_hint(missing))
+        ns = ctx.target_namespace
+        if _get(ctx.kube, EXPERIMENTS, ns, spec.experiment) is None:
+            raise EngineError(
+                "LitmusExperimentNotFound",
+                f"the Litmus ChaosExperiment {spec.experiment} does not exist in namespace {ns}:"
+                f" {litmus.experiment_install_hint(spec.experiment, ns)}; nothing was injected",
+            )
+        if not ctx.kube.service_account_exists(ns, spec.chaos_service_account):
+            raise EngineError(
+                "ChaosServiceAccountNotFound",
+                f"the chaosServiceAccount {spec.chaos_service_account} does not exist in namespace {ns};"
+                f" create it with the permissions {spec.experiment} needs (docs/litmus.md); nothing was injected",
+            )
+
+    # --- the engine ----------------------------------------------------------------------
+
+    def request(self, ctx: InjectContext) -> litmus.EngineRequest:
+        assert ctx.fault.litmus is not None and ctx.target is not None
+        spec = ctx.fault.litmus
+        duration = ctx.fault.duration_delta or dt.timedelta(seconds=30)
+        pods = [t.name for t in ctx.targets if t.kind == "Pod"]
+        nodes = [t.name for t in ctx.targets if t.kind == "Node"]
+        owner = None
+        if ctx.run_namespace == ctx.target_namespace:  # ownerReferences cannot cross namespaces
+            owner = {
+                "apiVersion": "aftershock.dev/v1alpha1",
+                "kind": "ChaosRun",
+                "name": ctx.run_name,
+                "uid": ctx.run_uid,
+                "blockOwnerDeletion": False,
+            }
+        return litmus.EngineRequest(
+            name=self.engine_name(ctx),
+            namespace=ctx.target_namespace,
+            experiment=spec.experiment,
+            env=dict(spec.env),
+            duration_seconds=max(1, int(duration.total_seconds())),
+            service_account=spec.chaos_service_account,
+            app_kind=str(ctx.target.kind),
+            app_label=ctx.target.selector.to_query(),
+            target_pods=pods,
+            target_nodes=nodes,
+            job_cleanup=str(spec.job_clean_up_policy),
+            labels={
+                LABEL_RUN: ctx.run_uid,
+                LABEL_RUN_NAMESPACE: ctx.run_namespace,
+                LABEL_RUN_NAME: ctx.run_name[:63],
+                "app.kubernetes.io/managed-by": "aftershock",
+            },
+            owner=owner,
+        )
+
+    def engine_name(self, ctx: InjectContext) -> str:
+        return litmus.engine_name(ctx.run_name, ctx.run_namespace, ctx.target_namespace)
+
+    def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
+        """One engine for all targets: the first call creates it, later ones find it (409)."""
+        created = ctx.kube.create_foreign(
+            litmus.GROUP,
+            litmus.VERSION,
+            ENGINES,
+            ctx.target_namespace,
+            litmus.engine_manifest(self.request(ctx)),
+        )
+        if created:
+            log.info(
+                "run %s/%s: created ChaosEngine %s", ctx.run_namespace, ctx.run_name, self.engine_name(ctx)
+            )
+        return now()
+
+    def follow(self, ctx: InjectContext) -> Followed:
+        assert ctx.fault.litmus is not None
+        experiment = ctx.fault.litmus.experiment
+        name = self.engine_name(ctx)
+        engine = _get(ctx.kube, ENGINES, ctx.target_namespace, name)
+        if engine is None:
+            return Followed(
+                done=True,
+                errored=(
+                    "LitmusEngineGone",
+                    f"the ChaosEngine {name} disappeared before Litmus reported a verdict",
+                ),
+            )
+        result_name = litmus.result_name(name, experiment)
+        result = _get(ctx.kube, RESULTS, ctx.target_namespace, result_name)
+        p = litmus.progress(engine, result)
+        record = LitmusRecord(
+            engine=name,
+            result=result_name if result is not None else None,
+            verdict=p.verdict,
+            phase=p.phase,
+            probe_success_percentage=p.probe_success,
+            error_output=p.error,
+        )
+        if p.state is litmus.State.WAITING:
+            return Followed(done=False, waiting=True, record=record)
+        if p.state is litmus.State.RUNNING:
+            return Followed(done=False, record=record, summary=p.detail)
+        record = record.model_copy(update={"finished_at": now()})
+        if p.state is litmus.State.NO_EXPERIMENT:
+            return Followed(
+                done=True,
+                record=record,
+                errored=(
+                    "LitmusExperimentNotFound",
+                    f"Litmus did not find the ChaosExperiment {experiment} in namespace {ctx.target_namespace}:"
+                    f" {litmus.experiment_install_hint(experiment, ctx.target_namespace)}",
+                ),
+            )
+        if p.state is litmus.State.STOPPED:
+            return Followed(
+                done=True,
+                record=record,
+                errored=("LitmusStopped", f"Litmus stopped the experiment {experiment} before it finished"),
+            )
+        read = litmus.reading(experiment, p)
+        notes = tuple(Note(Severity(s), title, detail) for s, title, detail in read.findings)
+        errored = ("LitmusError", read.errored) if read.errored else None
+        return Followed(
+            done=True,
+            record=record,
+            findings=notes,
+            errored=errored,
+            summary=f"Litmus verdict {p.verdict} (probe success {p.probe_success or '-'}%)",
+        )
+
+    # --- abort and clean up --------------------------------------------------------------
+
+    def revert(self, ctx: InjectContext) -> Sequence[Note]:
+        """Stop (merge patch), wait a bounded time, delete the engine and its result; remove
+        Litmus's finalizer only when Litmus evidently is not running. Idempotent."""
+        assert ctx.fault.litmus is not None
+        kube = ctx.kube
+        ns = ctx.target_namespace
+        name = self.engine_name(ctx)
+        result_name = litmus.result_name(name, ctx.fault.litmus.experiment)
+        notes: list[Note] = []
+        engine = _get(kube, ENGINES, ns, name)
+        stop_confirmed = True
+        if engine is not None and _running(engine):
+            if (engine.get("spec") or {}).get("engineState") != "stop":
+                kube.merge_patch_foreign(
+                    litmus.GROUP, litmus.VERSION, ENGINES, ns, name, {"spec": {"engineState": "stop"}}
+                )
+            stop_confirmed = _wait(lambda: _settled(_get(kube, ENGINES, ns, name)), stop_wait())
+        engine = _get(kube, ENGINES, ns, name)
+        if engine is not None:
+            kube.delete_foreign(litmus.GROUP, litmus.VERSION, ENGINES, ns, name)
+            gone = _wait(lambda: _get(kube, ENGINES, ns, name) is None, delete_wait())
+            if not gone:
+                notes += self._release_stuck(kube, ns, name, stop_confirmed)
+        result = _get(kube, RESULTS, ns, result_name)
+        if result is not None and _ours(result, engine):
+            kube.delete_foreign(litmus.GROUP, litmus.VERSION, RESULTS, ns, result_name)
+        return notes
+
+    def _release_stuck(self, kube: Kube, ns: str, name: str, stop_confirmed: bool) -> list[Note]:
+        for _ in range(5):
+            engine = _get(kube, ENGINES, ns, name)
+            if engine is None:
+                return []
+            try:
+                removed = kube.drop_foreign_finalizer(
+                    litmus.GROUP, litmus.VERSION, ENGINES, engine, litmus.FINALIZER
+                )
+            except Conflict:
+                continue
+            if not removed:
+                others = (engine.get("metadata") or {}).get("finalizers") or []
+                raise RuntimeError(f"ChaosEngine {ns}/{name} is held by finalizers {others}, not Litmus's")
+            why = (
+                f"the Litmus operator did not {'confirm engineState stop within ' + str(int(stop_wait())) + ' s nor ' if not stop_confirmed else ''}"
+                f"process the deletion of ChaosEngine {ns}/{name} within {int(delete_wait())} s, so it is evidently"
+                f" not running; aftershock removed Litmus's finalizer {litmus.FINALIZER}. Litmus's helper pods"
+                " and Jobs (label chaosUID) may need a look"
+            )
+            log.warning("%s", why)
+            return [Note(Severity.LOW, "Litmus finalizer removed", why)]
+        raise Conflict(f"ChaosEngine {ns}/{name} kept changing while its finalizer was removed")
+
+
+def _running(engine: Mapping[str, Any]) -> bool:
+    return ((engine.get("status") or {}).get("engineStatus")) not in ("completed", "stopped")
+
+
+def _settled(engine: Mapping[str, Any] | None) -> bool:
+    return engine is None or not _running(engine)
+
+
+def _ours(result: Mapping[str, Any], engine: Mapping[str, Any] | None) -> bool:
+    """Delete a result only when it speaks for this engine (or nobody's: never another engine's)."""
+    uid = ((result.get("metadata") or {}).get("labels") or {}).get(litmus.UID_LABEL)
+    if engine is None or uid is None:
+        return True
+    return bool(uid == (engine.get("metadata") or {}).get("uid"))
+
+
+def _wait(condition: Any, seconds: float, poll: float = 0.5) -> bool:
+    give_up = time.monotonic() + seconds
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= give_up:
+            return False
+        time.sleep(poll)
