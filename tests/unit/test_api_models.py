@@ -678,3 +678,20 @@ def test_selector_query_format() -> None:
         }
     )
     assert selector.to_query() == "app=x,t in (a,b)"
+
+
+def test_litmus_fault_is_checked_like_the_crd_checks_it() -> None:
+    from aftershock.api.experiment import Fault
+
+    litmus = {"experiment": "pod-network-latency", "chaosServiceAccount": "litmus-admin"}
+    fault = Fault.model_validate({"duration": "30s", "litmus": {**litmus, "env": {"NETWORK_LATENCY": "300"}}})
+    assert fault.kind == "litmus" and fault.policy_kind == "litmus"
+    assert fault.litmus is not None and str(fault.litmus.job_clean_up_policy) == "delete"
+    with pytest.raises(ValidationError, match="NETWORK_LATENCY must be a whole number"):
+        Fault.model_validate({"duration": "30s", "litmus": {**litmus, "env": {"NETWORK_LATENCY": "3s"}}})
+    with pytest.raises(ValidationError, match="fault.duration is required"):
+        Fault.model_validate({"litmus": litmus})
+    drain = Fault.model_validate(
+        {"duration": "30s", "litmus": {"experiment": "node-drain", "chaosServiceAccount": "litmus-admin"}}
+    )
+    assert drain.policy_kind == "litmusNode"

@@ -386,3 +386,16 @@ def test_optional_parts_toggle() -> None:
     assert not {"ValidatingWebhookConfiguration", "Secret"} & {d["kind"] for d in docs}
     args = container(docs)["args"]
     assert args[args.index("--webhook-port") + 1] == "0" and "--webhook-cert-dir" not in args
+
+
+def test_litmus_rbac_is_there_only_when_enabled() -> None:
+    def litmus_rules(*args: str) -> list[dict[str, Any]]:
+        return [r for r in all_rules(render(*args)) if r["apiGroups"] == ["litmuschaos.io"]]
+
+    rules = {tuple(r["resources"]): set(r["verbs"]) for r in litmus_rules()}
+    assert rules == {
+        ("chaosengines",): {"get", "list", "watch", "create", "patch", "delete"},
+        ("chaosresults",): {"get", "delete"},
+        ("chaosexperiments",): {"get"},
+    }
+    assert not litmus_rules("--set", "litmus.enabled=false")

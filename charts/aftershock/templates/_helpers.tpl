@@ -97,6 +97,22 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [aftershock.dev]
   resources: [chaosexperiments/status, chaosruns/status]
   verbs: [get, patch]
+{{- if .Values.litmus.enabled }}
+# litmus faults: a run's ChaosEngine (created, merge-patched to stop, deleted; Litmus's finalizer
+# removed only when Litmus is gone), its ChaosResult, and the prerequisites checked first
+- apiGroups: [litmuschaos.io]
+  resources: [chaosengines]
+  verbs: [get, list, watch, create, patch, delete]
+- apiGroups: [litmuschaos.io]
+  resources: [chaosresults]
+  verbs: [get, delete]
+- apiGroups: [litmuschaos.io]
+  resources: [chaosexperiments]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [get]
+{{- end }}
 {{- end -}}
 
 {{/* What is cluster-scoped, needed in both modes. */}}
