@@ -18,7 +18,14 @@ from tests.integration.conftest import OPERATOR_NAMESPACE
 from tests.support.chaos import GROUP, VERSION, Chaos, experiment, our_network_policies, partition
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
-from tests.support.policies import OPT_IN, SUITE_POLICY, apply_policy, delete_policy, permissive, policy
+from tests.support.policies import (
+    OPT_IN,
+    SUITE_POLICY,
+    apply_policy,
+    delete_policy,
+    extra_policy,
+    permissive,
+)
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, pods_of, ready_pods
 
@@ -28,17 +35,6 @@ TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 @pytest.fixture
 def chaos(api: client.ApiClient, namespace: str, operator: OperatorProcess) -> Chaos:
     return Chaos(api, namespace)
-
-
-@contextmanager
-def extra_policy(api: client.ApiClient, **spec: Any) -> Iterator[str]:
-    """A stricter policy for the duration of a block (all policies apply: the strictest wins)."""
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    apply_policy(api, policy(name, **spec))
-    try:
-        yield name
-    finally:
-        delete_policy(api, name)
 
 
 @contextmanager

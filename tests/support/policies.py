@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kubernetes import client
@@ -25,7 +28,7 @@ def permissive(name: str = SUITE_POLICY) -> dict[str, Any]:
     """Opt-in namespaces only (as always), but room for every test: all pods, many runs."""
     return policy(
         name,
-        allowedFaults=["podDelete", "networkPartition"],
+        allowedFaults=["podDelete", "networkPartition", "litmus", "litmusNode"],
         blastRadius={"maxPodsPercent": 100, "maxNodes": 1},
         concurrency={"maxActiveRuns": 200, "maxActiveRunsPerNamespace": 100},
     )
@@ -44,6 +47,17 @@ def apply_policy(api: client.ApiClient, body: dict[str, Any]) -> None:
             "metadata": {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]},
         }
         objects.replace_cluster_custom_object(GROUP, VERSION, "chaospolicies", body["metadata"]["name"], body)
+
+
+@contextmanager
+def extra_policy(api: client.ApiClient, **spec: Any) -> Iterator[str]:
+    """A stricter policy for the duration of a block (all policies apply: the strictest wins)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    apply_policy(api, policy(name, **spec))
+    try:
+        yield name
+    finally:
+        delete_policy(api, name)
 
 
 def delete_policy(api: client.ApiClient, name: str) -> None:

@@ -689,7 +689,7 @@ def test_litmus_fault_is_checked_like_the_crd_checks_it() -> None:
     assert fault.litmus is not None and str(fault.litmus.job_clean_up_policy) == "delete"
     with pytest.raises(ValidationError, match="NETWORK_LATENCY must be a whole number"):
         Fault.model_validate({"duration": "30s", "litmus": {**litmus, "env": {"NETWORK_LATENCY": "3s"}}})
-    with pytest.raises(ValidationError, match="fault.duration is required"):
+    with pytest.raises(ValidationError, match=r"fault\.duration is required"):
         Fault.model_validate({"litmus": litmus})
     drain = Fault.model_validate(
         {"duration": "30s", "litmus": {"experiment": "node-drain", "chaosServiceAccount": "litmus-admin"}}
