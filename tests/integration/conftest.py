@@ -19,6 +19,12 @@ from tests.support.waiting import wait_for
 SOLO_PREFIX = "t-solo-"
 OPERATOR_NAMESPACE = "aftershock-system"
 WEBHOOK_CONFIG = "aftershock.test"
+# Litmus's reaction times as the operators under test assume them (the test simulator answers in < 1 s)
+LITMUS_TIMING = {
+    "AFTERSHOCK_LITMUS_STOP_SECONDS": "5",
+    "AFTERSHOCK_LITMUS_DELETE_SECONDS": "3",
+    "AFTERSHOCK_LITMUS_START_SECONDS": "10",
+}
 CRD_NAMES = ("chaosexperiments.aftershock.dev", "chaosruns.aftershock.dev", "chaospolicies.aftershock.dev")
 
 
@@ -66,6 +72,7 @@ def operator(
         WEBHOOK_CONFIG,
         "--operator-namespace",
         OPERATOR_NAMESPACE,
+        env=LITMUS_TIMING,
     )
     wait_for(lambda: _webhook_registered(api), timeout=30, message="the webhook configuration")
     yield op

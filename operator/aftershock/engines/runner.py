@@ -749,7 +749,9 @@ class RunDriver:
         findings: tuple[CoreFinding, ...],
         message: str,
     ) -> None:
-        sev = Severity(str(severity))
+        # what was found before recovery was measured (Litmus's verdict, notes from the revert) stays
+        earlier = list(run.status.findings)
+        sev = worst([Severity(str(severity)), *(f.severity for f in earlier)])
         verdict = Verdict.PASSED if sev in (Severity.NONE, Severity.LOW) else Verdict.FAILED
         status = run.status.model_copy(
             update={
@@ -757,7 +759,7 @@ class RunDriver:
                 "recovery_seconds": seconds,
                 "severity": sev,
                 "verdict": verdict,
-                "findings": [Finding.model_validate(f.to_dict()) for f in findings],
+                "findings": [*earlier, *(Finding.model_validate(f.to_dict()) for f in findings)],
             }
         )
         ACTIVE_FAULTS.labels(_fault_kind(run)).dec()

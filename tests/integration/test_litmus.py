@@ -1,0 +1,456 @@
+"""The Litmus engine end to end on the real API server, with Litmus played by the test simulator
+(tests/support/litmus/simulator.py) over the Litmus CRDs (stand-ins unless the real ones are given;
+see tests/support/litmus/crds.yaml).
+
+Covered: Pass, Fail with probe failures, an engine that never completes (deadline → stop → clean
+up), Litmus not installed, the Litmus ChaosExperiment missing, a stuck Litmus finalizer with Litmus
+gone, the operator killed mid-engine (no second engine, result still recorded), and the policy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, watch
+from kubernetes.client.rest import ApiException
+
+from tests.integration.conftest import LITMUS_TIMING
+from tests.support.chaos import Chaos, experiment
+from tests.support.cluster import Cluster
+from tests.support.litmus.crds import install, uninstall
+from tests.support.litmus.objects import Litmus
+from tests.support.litmus.simulator import (
+    ENGINES,
+    EXPERIMENTS,
+    FINALIZER,
+    GROUP,
+    RESULTS,
+    VERSION,
+    LitmusSimulator,
+    Outcome,
+    litmus_experiment,
+    release_engines,
+)
+from tests.support.operator import OperatorProcess, start_operator
+from tests.support.policies import extra_policy
+from tests.support.waiting import wait_for
+from tests.support.workloads import deployment, ready_pods
+
+Body = dict[str, Any]
+SA = "litmus-admin"
+TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
+
+
+def litmus_fault(experiment_name: str, duration: str = "20s", **env: str) -> Body:
+    return {
+        "duration": duration,
+        "litmus": {"experiment": experiment_name, "chaosServiceAccount": SA, "env": env},
+    }
+
+
+class EngineEvents:
+    """Every change of the ChaosEngines in a namespace, from a watch: (type, engineState,
+    engineStatus, finalizers, deleting) — evidence of what was done to them and in which order."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.objects = client.CustomObjectsApi(api)
+        self.namespace = namespace
+        self.events: list[tuple[str, str, str, tuple[str, ...], bool]] = []
+        self._watch = watch.Watch()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # stop() closes the stream mid-read
+            version = self.objects.list_namespaced_custom_object(GROUP, VERSION, self.namespace, ENGINES)[
+                "metadata"
+            ]["resourceVersion"]
+            self._ready.set()
+            for event in self._watch.stream(
+                self.objects.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                ENGINES,
+                resource_version=version,
+                timeout_seconds=600,
+            ):
+                obj = event["object"]
+                self.events.append(
+                    (
+                        event["type"],
+                        (obj.get("spec") or {}).get("engineState", ""),
+                        (obj.get("status") or {}).get("engineStatus", ""),
+                        tuple(obj["metadata"].get("finalizers") or ()),
+                        bool(obj["metadata"].get("deletionTimestamp")),
+                    )
+                )
+        self._ready.set()
+
+    def __enter__(self) -> EngineEvents:
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.stop()
+
+    def added(self) -> int:
+        return sum(1 for e in self.events if e[0] == "ADDED")
+
+
+@pytest.fixture(scope="module")
+def litmus_crds(cluster: Cluster, api: client.ApiClient) -> bool:
+    return install(cluster, api)
+
+
+def prepare(api: client.ApiClient, namespace: str, *experiments: str, replicas: int = 3) -> None:
+    """What a platform team has in place: the Litmus ChaosExperiments, the chaos ServiceAccount, a workload."""
+    for name in experiments:
+        Litmus(api, namespace).create(EXPERIMENTS, litmus_experiment(name))
+    core = client.CoreV1Api(api)
+    core.create_namespaced_service_account(
+        namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=SA))
+    )
+    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("shop", replicas=replicas))
+    wait_for(lambda: len(ready_pods(api, namespace, "shop")) == replicas, timeout=60, message="Ready pods")
+
+
+@contextlib.contextmanager
+def simulated_litmus(
+    api: client.ApiClient, namespace: str, outcome: Outcome = Outcome.PASS, scale: float = 0.05
+) -> Iterator[LitmusSimulator]:
+    sim = LitmusSimulator(api, namespace, outcome, seconds_per_chaos_second=scale).start()
+    try:
+        yield sim
+    finally:
+        sim.stop()
+        release_engines(api, namespace)
+    assert not sim.errors, sim.errors
+
+
+def finished(chaos: Chaos, name: str, timeout: float = 120) -> Body:
+    run: Body = wait_for(
+        lambda: chaos.finished_run(name), timeout=timeout, message=f"a finished run of {name}"
+    )
+    return run
+
+
+def engines(api: client.ApiClient, namespace: str) -> list[Body]:
+    try:
+        items: list[Body] = client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, ENGINES
+        )["items"]
+    except ApiException as exc:
+        if exc.status == 404:
+            return []
+        raise
+    return items
+
+
+# --- prerequisites (first: the module installs the CRDs only after these) -----------------------
+
+
+def test_litmus_not_installed_ends_errored_with_what_to_install(
+    cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    uninstall(cluster, api)
+    prepare(api, namespace)
+    chaos = Chaos(api, namespace)
+    chaos.create_experiment(
+        experiment("lat", app="shop", fault=litmus_fault("pod-network-latency", NETWORK_LATENCY="300"))
+    )
+    status = finished(chaos, "lat", timeout=60)["status"]
+    assert status["phase"] == "Errored" and status["reason"] == "LitmusNotInstalled", status
+    assert "chaosengines.litmuschaos.io" in status["message"] and "Install Litmus 3.x" in status["message"]
+    assert not status.get("targets"), "nothing was chosen, nothing was injected"
+    # not retried: it stays Errored, and the experiment made no second run
+    assert len(chaos.runs("lat")) == 1
+
+
+def test_missing_litmus_experiment_ends_errored_and_creates_no_engine(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace)  # no Litmus ChaosExperiment in the namespace
+    chaos = Chaos(api, namespace)
+    chaos.create_experiment(experiment("kill", app="shop", fault=litmus_fault("pod-delete")))
+    status = finished(chaos, "kill", timeout=60)["status"]
+    assert status["phase"] == "Errored" and status["reason"] == "LitmusExperimentNotFound", status
+    assert f"does not exist in namespace {namespace}" in status["message"]
+    assert "faults/kubernetes/pod-delete/fault.yaml" in status["message"]  # the exact thing to install
+    assert engines(api, namespace) == []
+
+
+def test_missing_chaos_service_account_ends_errored(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-delete")
+    chaos = Chaos(api, namespace)
+    body = experiment("kill", app="shop", fault=litmus_fault("pod-delete"))
+    body["spec"]["fault"]["litmus"]["chaosServiceAccount"] = "nobody"
+    chaos.create_experiment(body)
+    status = finished(chaos, "kill", timeout=60)["status"]
+    assert status["phase"] == "Errored" and status["reason"] == "ChaosServiceAccountNotFound", status
+    assert engines(api, namespace) == []
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+def test_pass_pod_delete_through_litmus(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-delete")
+    before = {p.metadata.name: p.metadata.uid for p in ready_pods(api, namespace, "shop")}
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace) as sim, EngineEvents(api, namespace) as seen:
+        chaos.create_experiment(
+            experiment(
+                "kill", app="shop", mode="fixed", value=2, fault=litmus_fault("pod-delete", FORCE="true")
+            )
+        )
+        run = finished(chaos, "kill")
+    status = run["status"]
+    assert status["phase"] == "Completed" and status["verdict"] == "Passed", status
+    targets = [t["name"] for t in status["targets"]]
+    assert len(targets) == 2 and set(targets) <= set(before)
+    engine_name = run["metadata"]["name"]
+    assert status["litmus"]["engine"] == engine_name
+    assert status["litmus"]["verdict"] == "Pass" and status["litmus"]["probeSuccessPercentage"] == "100"
+    assert status["litmus"]["result"] == f"{engine_name}-pod-delete"
+    assert status["recoverySeconds"] is not None
+    # exactly one engine, with the chosen pods, the duration and the run's labels
+    assert list(sim.seen.values()) == [engine_name] and seen.added() == 1
+    # Litmus (simulated) really deleted those pods; their Deployment replaced them
+    after = {p.metadata.name for p in ready_pods(api, namespace, "shop")}
+    assert not set(targets) & after
+    # cleaned up: engine and result removed once the verdict is in the run's status
+    assert engines(api, namespace) == []
+    assert Litmus(api, namespace).get(RESULTS, f"{engine_name}-pod-delete") is None
+
+
+def test_engine_spec_carries_targets_duration_and_parameters(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-network-latency")
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace, Outcome.HANG):
+        chaos.create_experiment(
+            experiment(
+                "lat",
+                app="shop",
+                mode="one",
+                fault=litmus_fault("pod-network-latency", duration="45s", NETWORK_LATENCY="300", JITTER="10"),
+            )
+        )
+        engine = wait_for(lambda: next(iter(engines(api, namespace)), None), timeout=60, message="an engine")
+        run = chaos.runs("lat")[0]
+        spec = engine["spec"]
+        env = {e["name"]: e["value"] for e in spec["experiments"][0]["spec"]["components"]["env"]}
+        assert env == {
+            "NETWORK_LATENCY": "300",
+            "JITTER": "10",
+            "TOTAL_CHAOS_DURATION": "45",
+            "TARGET_PODS": wait_for(
+                lambda: ",".join(
+                    t["name"]
+                    for t in (chaos.get("chaosruns", run["metadata"]["name"]).get("status") or {}).get(
+                        "targets"
+                    )
+                    or []
+                ),
+                timeout=30,
+                message="recorded targets",
+            ),
+            "PODS_AFFECTED_PERC": "100",
+        }
+        assert spec["appinfo"] == {"appns": namespace, "applabel": "app=shop", "appkind": "deployment"}
+        assert spec["chaosServiceAccount"] == SA and spec["engineState"] == "active"
+        labels = engine["metadata"]["labels"]
+        assert labels["aftershock.dev/run"] == run["metadata"]["uid"]
+        assert engine["metadata"]["ownerReferences"][0]["uid"] == run["metadata"]["uid"]
+        chaos.delete("chaosexperiments", "lat")  # aborts the run: the engine is stopped and removed
+        wait_for(lambda: engines(api, namespace) == [], timeout=60, message="the engine removed")
+
+
+def test_fail_with_probe_failures_is_a_high_finding(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-network-latency")
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace, Outcome.FAIL_PROBES):
+        chaos.create_experiment(
+            experiment("lat", app="shop", fault=litmus_fault("pod-network-latency", NETWORK_LATENCY="300"))
+        )
+        status = finished(chaos, "lat")["status"]
+    assert status["phase"] == "Completed" and status["verdict"] == "Failed", status
+    assert status["severity"] == "high"
+    (finding,) = [f for f in status["findings"] if f["title"] == "Litmus verdict: Fail"]
+    assert finding["severity"] == "high" and "probe success 50%" in finding["detail"]
+    assert status["litmus"]["verdict"] == "Fail" and status["litmus"]["probeSuccessPercentage"] == "50"
+    assert status["litmus"]["phase"] == "Completed_With_Probe_Failure"
+    assert engines(api, namespace) == []
+
+
+def test_litmus_error_ends_errored_with_its_error_output(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-cpu-hog")
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace, Outcome.ERROR):
+        chaos.create_experiment(
+            experiment("hog", app="shop", fault=litmus_fault("pod-cpu-hog", CPU_LOAD="80"))
+        )
+        status = finished(chaos, "hog")["status"]
+    assert status["phase"] == "Errored" and status["reason"] == "LitmusError", status
+    assert "TARGET_SELECTION_ERROR" in status["message"]
+    assert "TARGET_SELECTION_ERROR" in status["litmus"]["errorOutput"]
+    assert engines(api, namespace) == []
+
+
+def test_an_engine_that_never_completes_is_stopped_at_the_deadline_and_cleaned_up(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-network-loss")
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace, Outcome.HANG) as sim, EngineEvents(api, namespace) as seen:
+        chaos.create_experiment(
+            experiment(
+                "loss",
+                app="shop",
+                objective="2s",
+                timeout="4s",
+                fault=litmus_fault("pod-network-loss", duration="2s", NETWORK_PACKET_LOSS_PERCENTAGE="50"),
+            )
+        )
+        run = finished(chaos, "loss", timeout=120)
+        status = run["status"]
+        assert status["phase"] == "Aborted" and status["reason"] == "DeadlineExceeded", status
+        assert engines(api, namespace) == []
+        assert Litmus(api, namespace).get(RESULTS, f"{run['metadata']['name']}-pod-network-loss") is None
+        assert len(sim.seen) == 1
+    # the abort was Litmus's own: engineState stop (merge patch) while running, Litmus stopped it,
+    # and only then was the engine deleted
+    kinds = [(e[0], e[1], e[2], e[4]) for e in seen.events]
+    stop = next(i for i, e in enumerate(kinds) if e[1] == "stop" and e[2] == "initialized")
+    stopped = next(i for i, e in enumerate(kinds) if e[2] == "stopped")
+    deleted = next(i for i, e in enumerate(kinds) if e[0] == "DELETED")
+    assert stop < stopped < deleted, kinds
+    assert not any(e[3] for e in kinds[:stopped]), "nothing was deleted before Litmus stopped"
+
+
+def test_a_stuck_litmus_finalizer_is_removed_when_litmus_is_gone_and_the_run_says_so(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-network-corruption")
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace, Outcome.DEAD), EngineEvents(api, namespace) as seen:
+        chaos.create_experiment(
+            experiment(
+                "corrupt",
+                app="shop",
+                objective="2s",
+                timeout="4s",
+                fault=litmus_fault("pod-network-corruption", duration="2s"),
+            )
+        )
+        run = finished(chaos, "corrupt", timeout=150)
+    status = run["status"]
+    assert status["phase"] == "Aborted", status
+    (note,) = [f for f in status["findings"] if f["title"] == "Litmus finalizer removed"]
+    assert note["severity"] == "low" and "evidently" in note["detail"] and FINALIZER in note["detail"]
+    assert engines(api, namespace) == []
+    # Litmus's finalizer was on the engine until aftershock removed it, after asking Litmus to stop
+    assert any(FINALIZER in e[3] and e[4] for e in seen.events), seen.events
+    assert any(e[1] == "stop" for e in seen.events)
+
+
+def test_operator_killed_mid_engine_makes_no_second_engine_and_records_the_result(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path, litmus_crds: bool
+) -> None:
+    prepare(api, solo_namespace, "pod-memory-hog")
+    chaos = Chaos(api, solo_namespace)
+    args = ["--namespace", solo_namespace, "--webhook-port", "0", "--sweep-interval", "2"]
+    first: OperatorProcess | None = start_operator(
+        cluster.kubeconfig, tmp_path / "first.log", *args, "--identity", "first", env=LITMUS_TIMING
+    )
+    second: OperatorProcess | None = None
+    try:
+        # 20 chaos seconds at 1 s each: long enough to kill the operator while Litmus runs
+        with (
+            simulated_litmus(api, solo_namespace, Outcome.PASS, scale=1.0) as sim,
+            EngineEvents(api, solo_namespace) as seen,
+        ):
+            chaos.create_experiment(
+                experiment("hog", app="shop", fault=litmus_fault("pod-memory-hog", MEMORY_CONSUMPTION="100"))
+            )
+            wait_for(
+                lambda: (
+                    any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("hog"))
+                    and engines(api, solo_namespace)
+                ),
+                timeout=60,
+                message="the engine running",
+            )
+            assert first is not None
+            first.stop(signal.SIGKILL)
+            first = None
+            second = start_operator(
+                cluster.kubeconfig, tmp_path / "second.log", *args, "--identity", "second", env=LITMUS_TIMING
+            )
+            run = finished(chaos, "hog", timeout=120)
+            assert len(sim.seen) == 1 and seen.added() == 1, "one engine, never a second"
+        status = run["status"]
+        assert status["phase"] == "Completed" and status["verdict"] == "Passed", status
+        assert status["claimedBy"] == "second"
+        assert status["litmus"]["verdict"] == "Pass"
+    finally:
+        for op in (first, second):
+            if op is not None:
+                op.stop()
+
+
+# --- the policy applies as to native faults -------------------------------------------------------
+
+
+def test_policy_applies_to_litmus_and_node_experiments_are_node_faults(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "node-drain", "node-cpu-hog")
+    chaos = Chaos(api, namespace)
+
+    def refused(body: Body, words: str) -> None:
+        with pytest.raises(ApiException) as info:
+            chaos.create_experiment(body)
+        assert words in (info.value.body or ""), info.value.body
+
+    drain = experiment("drain", app="shop", fault=litmus_fault("node-drain"))
+    with extra_policy(api, allowedFaults=["podDelete", "litmus"]) as pods_only:
+        refused(drain, "litmusNode is a node fault")
+        refused(drain, pods_only)
+    with extra_policy(api, allowedFaults=["podDelete"]) as no_litmus:
+        refused(experiment("lat", app="shop", fault=litmus_fault("pod-network-latency")), no_litmus)
+    # node experiments name nodes: the node of the chosen pod, and maxNodes caps them
+    with simulated_litmus(api, namespace):
+        chaos.create_experiment(drain)
+        run = finished(chaos, "drain", timeout=60)
+        assert run["status"]["phase"] == "Completed", run["status"]
+        (target,) = run["status"]["targets"]
+        assert target["kind"] == "Node"
+        assert target["name"] in {p.spec.node_name for p in ready_pods(api, namespace, "shop")} | {
+            p.spec.node_name for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items
+        }
+        with extra_policy(
+            api, allowedFaults=["litmusNode"], blastRadius={"maxPodsPercent": 100, "maxNodes": 0}
+        ) as no_nodes:
+            chaos.create_experiment(experiment("hog", app="shop", fault=litmus_fault("node-cpu-hog")))
+            status = finished(chaos, "hog", timeout=60)["status"]
+    assert status["phase"] == "Skipped" and status["reason"] == "BlastRadiusExceeded", status
+    assert no_nodes in status["message"] and "node" in status["message"]
+    assert engines(api, namespace) == []
