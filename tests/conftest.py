@@ -24,12 +24,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="run the integration tests against this cluster instead of the local kwok cluster",
     )
+    parser.addoption(
+        "--litmus",
+        action="store_true",
+        default=False,
+        help="also run the tests that need LitmusChaos 3.x really installed (with --kubeconfig)",
+    )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path).replace(os.sep, "/"):
             item.add_marker(pytest.mark.cluster)
+    # tests of real Litmus belong to a real cluster that has it: not collected otherwise
+    if not (config.getoption("--kubeconfig") and config.getoption("--litmus")):
+        real = [item for item in items if item.get_closest_marker("litmus_real")]
+        if real:
+            config.hook.pytest_deselected(items=real)
+            items[:] = [item for item in items if not item.get_closest_marker("litmus_real")]
 
 
 def _cluster_script(*args: str) -> subprocess.CompletedProcess[str]:
