@@ -443,6 +443,18 @@ class Kube:
             raise
         return True
 
+    def create_object(self, body: Obj) -> bool:
+        """Create a built-in object (ServiceAccount, Role, RoleBinding); False when it exists (409)."""
+        from kubernetes import utils
+
+        try:
+            utils.create_from_dict(self.api, body, namespace=body["metadata"].get("namespace"))
+        except utils.FailToCreateError as exc:
+            if all(isinstance(e, ApiException) and e.status == 409 for e in exc.api_exceptions):
+                return False
+            raise exc.api_exceptions[0] from exc
+        return True
+
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
             self.core.read_namespaced_service_account(name, namespace)

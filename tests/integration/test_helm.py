@@ -741,3 +741,54 @@ def test_the_image_entrypoint_starts_the_operator(
     finally:
         op.stop(signal.SIGTERM)
     assert process.returncode in (0, -15), op.log()[-3000:]
+
+
+def test_provision_rbac_lets_the_chart_grant_litmus_roles_and_only_then(
+    cluster: Cluster,
+    api: client.ApiClient,
+    crds: None,
+    release_namespace: str,
+    solo_namespace: str,
+    tmp_path: Path,
+) -> None:
+    """RBAC lets a subject grant only what it holds: the chart's ServiceAccount, with
+    litmus.provisionRBAC, can create the Role of every Litmus pod experiment (no escalate verb)."""
+    from kubernetes import config as kube_config
+
+    from aftershock.core import litmus
+    from aftershock.kube import Kube
+
+    release = release_namespace
+    sa = f"{release}-aftershock"
+    values = base_install(
+        release_namespace, f"watchNamespaces={{{solo_namespace}}}", "litmus.provisionRBAC=true"
+    )
+    helm(cluster, "install", release, str(CHART), *values)
+    try:
+        kubeconfig = token_kubeconfig(api, cluster, release_namespace, sa, tmp_path / "sa.kubeconfig")
+        as_chart = Kube(kube_config.new_client_from_config(str(kubeconfig)))
+        labels = {"app.kubernetes.io/managed-by": "aftershock"}
+        for experiment_name in litmus.EXPERIMENTS:
+            if litmus.can_provision(experiment_name):
+                for obj in litmus.provisioned_objects(experiment_name, solo_namespace, labels):
+                    assert as_chart.create_object(obj), (experiment_name, obj["kind"])
+        # again: already there (409) is "done"
+        assert not as_chart.create_object(litmus.provisioned_objects("pod-delete", solo_namespace, labels)[1])
+        helm(
+            cluster,
+            "upgrade",
+            release,
+            str(CHART),
+            *values,
+            "--set",
+            "litmus.provisionRBAC=false",
+            "--no-hooks",
+        )
+        role = dict(litmus.provisioned_objects("pod-delete", solo_namespace, labels)[1])
+        role["metadata"] = {**role["metadata"], "name": "aftershock-litmus-other"}
+        with pytest.raises(client.ApiException) as info:
+            as_chart.create_object(role)
+        assert info.value.status == 403
+    finally:
+        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
+        delete_policy(api, f"{sa}-default")

@@ -454,3 +454,103 @@ def test_policy_applies_to_litmus_and_node_experiments_are_node_faults(
     assert status["phase"] == "Skipped" and status["reason"] == "BlastRadiusExceeded", status
     assert no_nodes in status["message"] and "node" in status["message"]
     assert engines(api, namespace) == []
+
+
+# --- provisioning the chaosServiceAccount -------------------------------------------------------
+
+
+def test_provisioned_service_account_has_what_the_experiment_needs(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    from aftershock.core import litmus
+
+    prepare(api, namespace, "pod-network-partition")
+    chaos = Chaos(api, namespace)
+    provisioned = {
+        "duration": "10s",
+        "litmus": {"experiment": "pod-network-partition", "provisionServiceAccount": True},
+    }
+    with simulated_litmus(api, namespace), EngineEvents(api, namespace):
+        chaos.create_experiment(experiment("cut", app="shop", fault=provisioned))
+        engine = wait_for(lambda: next(iter(engines(api, namespace)), None), timeout=60, message="an engine")
+        name = "aftershock-litmus-pod-network-partition"
+        assert engine["spec"]["chaosServiceAccount"] == name
+        status = finished(chaos, "cut")["status"]
+    assert status["phase"] == "Completed", status
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    assert (
+        core.read_namespaced_service_account(name, namespace).metadata.labels["app.kubernetes.io/managed-by"]
+        == "aftershock"
+    )
+    role = rbac.read_namespaced_role(name, namespace)
+    granted = {(tuple(r.api_groups), tuple(r.resources)): set(r.verbs) for r in role.rules}
+    for needed in litmus.rules_for("pod-network-partition"):
+        assert set(needed["verbs"]) <= granted[(tuple(needed["apiGroups"]), tuple(needed["resources"]))]
+    binding = rbac.read_namespaced_role_binding(name, namespace)
+    assert binding.role_ref.name == name and binding.subjects[0].name == name
+
+
+def test_provisioning_is_refused_for_node_experiments_and_needs_one_account(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    chaos = Chaos(api, namespace)
+    for litmus_spec, words in (
+        ({"experiment": "node-drain", "provisionServiceAccount": True}, "pod experiments only"),
+        ({"experiment": "pod-delete"}, "exactly one of chaosServiceAccount"),
+        (
+            {"experiment": "pod-delete", "chaosServiceAccount": SA, "provisionServiceAccount": True},
+            "exactly one",
+        ),
+    ):
+        with pytest.raises(ApiException) as info:
+            chaos.create_experiment(
+                experiment("x", app="shop", fault={"duration": "10s", "litmus": litmus_spec})
+            )
+        assert info.value.status == 422 and words in (info.value.body or ""), info.value.body
+
+
+def test_provisioning_needs_an_author_who_could_grant_it_directly(
+    cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess
+) -> None:
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "tenant"}})
+    rules = [
+        {
+            "apiGroups": ["aftershock.dev"],
+            "resources": ["chaosexperiments"],
+            "verbs": ["get", "list", "create"],
+        }
+    ]
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "tenant"}, "rules": rules})
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": "tenant"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "tenant"},
+            "subjects": [{"kind": "ServiceAccount", "name": "tenant", "namespace": namespace}],
+        },
+    )
+    as_tenant = client.CustomObjectsApi(
+        cluster.api_client(impersonate=f"system:serviceaccount:{namespace}:tenant")
+    )
+    provisioned = {"duration": "10s", "litmus": {"experiment": "pod-delete", "provisionServiceAccount": True}}
+    with pytest.raises(ApiException) as info:
+        as_tenant.create_namespaced_custom_object(
+            "aftershock.dev",
+            "v1alpha1",
+            namespace,
+            "chaosexperiments",
+            experiment("grant", app="shop", fault=provisioned),
+        )
+    assert info.value.status == 403
+    assert "may not create serviceaccounts" in (info.value.body or ""), info.value.body
+    # with a ServiceAccount of its own naming, the same tenant is admitted (Litmus's rights are Litmus's)
+    named = {"duration": "10s", "litmus": {"experiment": "pod-delete", "chaosServiceAccount": SA}}
+    created = as_tenant.create_namespaced_custom_object(
+        "aftershock.dev",
+        "v1alpha1",
+        namespace,
+        "chaosexperiments",
+        experiment("named", app="shop", fault=named),
+    )
+    assert created["metadata"]["name"] == "named"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from aftershock.core import litmus
 from tests.support.chaos import Chaos, experiment
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
@@ -22,34 +23,9 @@ pytestmark = pytest.mark.litmus_real
 
 HUB = os.environ.get("AFTERSHOCK_LITMUS_HUB", "https://hub.litmuschaos.io/api/chaos/3.0.0")
 SA = "aftershock-litmus"
-# what Litmus's ChaosHub lists for these two experiments (runner, experiment and helper pods)
-RULES: list[dict[str, Any]] = [
-    {
-        "apiGroups": [""],
-        "resources": ["pods"],
-        "verbs": ["create", "delete", "get", "list", "patch", "update", "deletecollection"],
-    },
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "get", "list", "patch", "update"]},
-    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]},
-    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "list", "create"]},
-    {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["get", "list"]},
-    {
-        "apiGroups": ["apps"],
-        "resources": ["deployments", "statefulsets", "replicasets", "daemonsets"],
-        "verbs": ["get", "list"],
-    },
-    {
-        "apiGroups": ["batch"],
-        "resources": ["jobs"],
-        "verbs": ["create", "list", "get", "delete", "deletecollection"],
-    },
-    {
-        "apiGroups": ["litmuschaos.io"],
-        "resources": ["chaosengines", "chaosexperiments", "chaosresults"],
-        "verbs": ["create", "list", "get", "patch", "update", "delete"],
-    },
-]
+EXPERIMENTS = ("pod-delete", "pod-network-latency")
+# the permissions aftershock would provision for them: a real run also checks that table
+RULES: list[dict[str, Any]] = [rule for name in EXPERIMENTS for rule in litmus.rules_for(name)]
 
 
 @pytest.fixture
@@ -66,7 +42,7 @@ def litmus_ready(cluster: Cluster, api: client.ApiClient, namespace: str) -> str
         .items
     ]
     assert not missing, f"Litmus 3.x is not installed in this cluster (missing {missing})"
-    for name in ("pod-delete", "pod-network-latency"):
+    for name in EXPERIMENTS:
         cluster.kubectl("apply", "-n", namespace, "-f", f"{HUB}?file=faults/kubernetes/{name}/fault.yaml")
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": SA}})

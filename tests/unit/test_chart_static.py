@@ -399,3 +399,40 @@ def test_litmus_rbac_is_there_only_when_enabled() -> None:
         ("chaosexperiments",): {"get"},
     }
     assert not litmus_rules("--set", "litmus.enabled=false")
+
+
+def covers(rules: list[dict[str, Any]], needed: dict[str, Any]) -> bool:
+    """Whether `rules` grant every verb of `needed` on every resource of it (no resourceNames)."""
+    for group in needed["apiGroups"]:
+        for resource in needed["resources"]:
+            for verb in needed["verbs"]:
+                if not any(
+                    group in r["apiGroups"]
+                    and resource in r["resources"]
+                    and verb in r["verbs"]
+                    and "resourceNames" not in r
+                    for r in rules
+                ):
+                    return False
+    return True
+
+
+@pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_provision_rbac_holds_everything_the_provisioned_roles_grant(values: Path | None) -> None:
+    from aftershock.core import litmus
+
+    extra = ["-f", str(values)] if values else []
+    docs = render(*extra, "--set", "litmus.provisionRBAC=true")
+    rules = all_rules(docs)
+    for experiment in litmus.EXPERIMENTS:
+        if litmus.can_provision(experiment):
+            for needed in litmus.rules_for(experiment):
+                assert covers(rules, needed), (experiment, needed)
+    for kind in ("roles", "rolebindings"):
+        assert covers(
+            rules, {"apiGroups": ["rbac.authorization.k8s.io"], "resources": [kind], "verbs": ["create"]}
+        )
+    # off by default: no pods/exec, no RBAC writes
+    default = all_rules(render(*extra))
+    assert not covers(default, {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
+    assert not any("roles" in r["resources"] for r in default)

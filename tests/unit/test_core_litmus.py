@@ -173,7 +173,7 @@ def test_verdicts_become_findings() -> None:
     )
     read = reading("pod-network-latency", progress(engine({"engineStatus": "completed"}), failed))
     ((severity, title, detail),) = read.findings
-    assert severity is Severity.HIGH and title == "Litmus verdict: Fail" and read.errored is None
+    assert severity == Severity.HIGH and title == "Litmus verdict: Fail" and read.errored is None
     assert "probe success 50%" in detail and "latency-slo" in detail and "http-ok" not in detail
     errored = result(
         {
@@ -184,3 +184,30 @@ def test_verdicts_become_findings() -> None:
     )
     read = reading("pod-delete", progress(engine({"engineStatus": "completed"}), errored))
     assert read.errored is not None and "TARGET_SELECTION_ERROR: no pods" in read.errored
+
+
+def test_provisioning_is_for_pod_experiments_and_grants_what_they_need() -> None:
+    assert litmus.can_provision("pod-delete") and not litmus.can_provision("node-drain")
+    with pytest.raises(ValueError, match="cluster-wide"):
+        litmus.rules_for("node-taint")
+    partition = litmus.rules_for("pod-network-partition")
+    assert any(r["resources"] == ["networkpolicies"] for r in partition)
+    latency = litmus.rules_for("pod-network-latency")
+    assert any("deployments" in r["resources"] for r in latency)
+    assert not any(
+        "secrets" in r["resources"]
+        for e in litmus.EXPERIMENTS
+        if litmus.can_provision(e)
+        for r in litmus.rules_for(e)
+    )
+    account, role, binding = litmus.provisioned_objects("pod-delete", "shop", {"team": "sre"})
+    assert (
+        account["metadata"]["name"]
+        == role["metadata"]["name"]
+        == binding["metadata"]["name"]
+        == "aftershock-litmus-pod-delete"
+    )
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "aftershock-litmus-pod-delete", "namespace": "shop"}
+    ]

@@ -112,6 +112,44 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [""]
   resources: [serviceaccounts]
   verbs: [get]
+{{- if .Values.litmus.provisionRBAC }}
+# provisionServiceAccount: the operator creates a ServiceAccount, Role and RoleBinding per Litmus
+# pod experiment. RBAC lets it grant only what it holds itself, so it holds what those Roles grant
+# (the union of core/litmus.py rules_for) - including pods/exec. Off by default for that reason.
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles, rolebindings]
+  verbs: [get, create]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [create, delete, get, list, patch, update, deletecollection]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [create, get, list, patch, update]
+- apiGroups: [""]
+  resources: [configmaps, replicationcontrollers]
+  verbs: [get, list]
+- apiGroups: [""]
+  resources: [pods/log]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods/exec]
+  verbs: [get, list, create]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, list, get, delete, deletecollection]
+- apiGroups: [litmuschaos.io]
+  resources: [chaosengines, chaosexperiments, chaosresults]
+  verbs: [create, list, get, patch, update, delete]
+- apiGroups: [apps]
+  resources: [deployments, statefulsets, replicasets, daemonsets]
+  verbs: [get, list]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [create, delete, list, get]
+{{- end }}
 {{- end }}
 {{- end -}}
 

@@ -226,7 +226,19 @@ def _litmus_rules() -> list[CelRule]:
     return rules
 
 
-LITMUS_RULES: Final = _litmus_rules()
+LITMUS_ACCOUNT_RULE: Final = CelRule(
+    rule="has(self.chaosServiceAccount) != (has(self.provisionServiceAccount) && self.provisionServiceAccount)",
+    message="litmus needs exactly one of chaosServiceAccount (an existing ServiceAccount) or"
+    " provisionServiceAccount: true (aftershock creates it)",
+)
+LITMUS_PROVISION_RULE: Final = CelRule(
+    rule="!(has(self.provisionServiceAccount) && self.provisionServiceAccount) || !(self.experiment in ["
+    + ", ".join(f"'{e.name}'" for e in litmus.CATALOG.values() if e.scope is litmus.Scope.NODE)
+    + "])",
+    message="provisionServiceAccount works for pod experiments only: node experiments need cluster-wide"
+    " permissions, which aftershock never grants; give a chaosServiceAccount bound to a ClusterRole",
+)
+LITMUS_RULES: Final = [LITMUS_ACCOUNT_RULE, LITMUS_PROVISION_RULE, *_litmus_rules()]
 
 
 class LitmusCleanup(StrEnum):
@@ -252,12 +264,19 @@ class LitmusFault(ApiModel):
         description='The experiment\'s parameters (e.g. NETWORK_LATENCY: "300"), checked per experiment.'
         " The duration and the targets are set by aftershock from fault.duration and target.",
     )
-    chaos_service_account: str = Field(
+    chaos_service_account: str | None = Field(
+        default=None,
         min_length=1,
         max_length=253,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="The ServiceAccount Litmus runs the experiment as, in the target namespace; it needs"
-        " the permissions the experiment lists (see docs/litmus.md).",
+        " the permissions the experiment lists (see docs/litmus.md). Or set provisionServiceAccount.",
+    )
+    provision_service_account: bool = Field(
+        default=False,
+        description="Let aftershock create the ServiceAccount, Role and RoleBinding the experiment needs"
+        " (aftershock-litmus-<experiment>, in the target namespace; pod experiments only). The operator"
+        " must be allowed to (Helm: litmus.provisionRBAC), and so must the experiment's author.",
     )
     job_clean_up_policy: LitmusCleanup = Field(
         default=LitmusCleanup.DELETE,
@@ -268,6 +287,10 @@ class LitmusFault(ApiModel):
     def _check(self) -> LitmusFault:
         if self.experiment not in litmus.CATALOG:
             raise ValueError(litmus.env_problems(self.experiment, {})[0])
+        if (self.chaos_service_account is not None) == self.provision_service_account:
+            raise ValueError(LITMUS_ACCOUNT_RULE.error())
+        if self.provision_service_account and not litmus.can_provision(self.experiment):
+            raise ValueError(LITMUS_PROVISION_RULE.error())
         problems = litmus.env_problems(self.experiment, self.env)
         if problems:
             raise ValueError("; ".join(problems))
@@ -276,6 +299,11 @@ class LitmusFault(ApiModel):
     @property
     def catalog(self) -> litmus.Experiment:
         return litmus.CATALOG[self.experiment]
+
+    @property
+    def service_account(self) -> str:
+        """The ServiceAccount Litmus runs as: the given one, or the one aftershock provisions."""
+        return self.chaos_service_account or litmus.provisioned_name(self.experiment)
 
 
 SUSTAINED_FAULT_KINDS: Final = ("networkPartition", "litmus")

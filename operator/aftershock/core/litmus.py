@@ -22,8 +22,6 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final
 
-from aftershock.api.common import Severity
-
 GROUP: Final = "litmuschaos.io"
 VERSION: Final = "v1alpha1"
 API_VERSION: Final = f"{GROUP}/{VERSION}"
@@ -537,7 +535,7 @@ def progress(engine: Mapping[str, Any], result: Mapping[str, Any] | None) -> Pro
 class Reading:
     """A finished engine's outcome in aftershock's terms: (severity, title, detail) findings."""
 
-    findings: tuple[tuple[Severity, str, str], ...]
+    findings: tuple[tuple[str, str, str], ...]  # (severity on the API's scale, title, detail)
     errored: str | None = None  # a message when Litmus could not carry the experiment out
 
 
@@ -555,10 +553,10 @@ def reading(experiment: str, p: Progress) -> Reading:
         )
         if p.error:
             detail += f"; error: {p.error}"
-        return Reading(((Severity.HIGH, "Litmus verdict: Fail", detail),))
+        return Reading((("high", "Litmus verdict: Fail", detail),))
     if p.verdict == "Error":
         message = f"Litmus could not carry out {experiment}: {p.error or 'verdict Error, no errorOutput'}"
-        return Reading(((Severity.HIGH, "Litmus experiment errored", message),), errored=message)
+        return Reading((("high", "Litmus experiment errored", message),), errored=message)
     return Reading(())
 
 
@@ -571,3 +569,87 @@ def target_nodes(pods: Sequence[Mapping[str, Any]], *, single: bool) -> list[str
         if node and node not in nodes:
             nodes.append(str(node))
     return nodes[:1] if single else nodes
+
+
+# --- the chaosServiceAccount aftershock can provision (pod experiments only) ---------------------
+
+PROVISIONED_PREFIX: Final = "aftershock-litmus-"
+
+_BASE_RULES: Final = (
+    {
+        "apiGroups": [""],
+        "resources": ["pods"],
+        "verbs": ["create", "delete", "get", "list", "patch", "update", "deletecollection"],
+    },
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "get", "list", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["get", "list", "create"]},
+    {
+        "apiGroups": ["batch"],
+        "resources": ["jobs"],
+        "verbs": ["create", "list", "get", "delete", "deletecollection"],
+    },
+    {
+        "apiGroups": [GROUP],
+        "resources": ["chaosengines", "chaosexperiments", "chaosresults"],
+        "verbs": ["create", "list", "get", "patch", "update", "delete"],
+    },
+)
+_OWNER_LOOKUP: Final = (  # pod experiments match the target pods' owners against appkind
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments", "statefulsets", "replicasets", "daemonsets"],
+        "verbs": ["get", "list"],
+    },
+    {"apiGroups": [""], "resources": ["replicationcontrollers"], "verbs": ["get", "list"]},
+)
+_NETWORK_POLICIES: Final = (
+    {
+        "apiGroups": ["networking.k8s.io"],
+        "resources": ["networkpolicies"],
+        "verbs": ["create", "delete", "list", "get"],
+    },
+)
+
+
+def can_provision(experiment: str) -> bool:
+    """Only pod experiments: node experiments need cluster-wide permissions, which aftershock
+    never grants."""
+    return CATALOG[experiment].scope is Scope.POD
+
+
+def provisioned_name(experiment: str) -> str:
+    return f"{PROVISIONED_PREFIX}{experiment}"
+
+
+def rules_for(experiment: str) -> list[dict[str, Any]]:
+    """What Litmus's runner, experiment and helper pods of a pod experiment need in its namespace
+    (the permissions Litmus's ChaosHub lists for it)."""
+    if not can_provision(experiment):
+        raise ValueError(f"{experiment} needs cluster-wide permissions; aftershock does not provision them")
+    extra = _NETWORK_POLICIES if experiment == "pod-network-partition" else _OWNER_LOOKUP
+    return [dict(rule) for rule in (*_BASE_RULES, *extra)]
+
+
+def provisioned_objects(
+    experiment: str, namespace: str, labels: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """ServiceAccount, Role and RoleBinding, one set per experiment and namespace (shared by its runs)."""
+    name = provisioned_name(experiment)
+    meta = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": meta,
+        "rules": rules_for(experiment),
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": meta,
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    }
+    return account, role, binding

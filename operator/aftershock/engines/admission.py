@@ -121,6 +121,8 @@ def check_action(
             raise Refused(timing.message)
     if target_ns != namespace or fault.policy_kind in NODE_FAULT_KINDS:
         _require_could_do_it(kube, user, target_ns, fault.policy_kind)
+    if fault.litmus is not None and fault.litmus.provision_service_account:
+        _require_could_do_it(kube, user, target_ns, PROVISIONING)
     if policies:
         workloads = find_workloads(kube, str(target.kind), target_ns, target.selector.to_json())
         total = sum(w.desired for w in workloads)
@@ -134,6 +136,15 @@ def check_action(
             if not radius.allowed:
                 raise Refused(radius.message)
     return outcome
+
+
+PROVISIONING = "litmus provisionServiceAccount"
+DAMAGE[PROVISIONING] = [
+    # granting a ServiceAccount permissions is a power of its own: only for who could do it directly
+    ("create", "", "serviceaccounts", None),
+    ("create", "rbac.authorization.k8s.io", "roles", None),
+    ("create", "rbac.authorization.k8s.io", "rolebindings", None),
+]
 
 
 def _require_could_do_it(kube: Kube, user: Mapping[str, Any], namespace: str, fault_kind: str) -> None:

@@ -74,7 +74,9 @@ class LitmusEngine:
                 f"the Litmus ChaosExperiment {spec.experiment} does not exist in namespace {ns}:"
                 f" {litmus.experiment_install_hint(spec.experiment, ns)}; nothing was injected",
             )
-        if not ctx.kube.service_account_exists(ns, spec.chaos_service_account):
+        if not spec.provision_service_account and not ctx.kube.service_account_exists(
+            ns, spec.service_account
+        ):
             raise EngineError(
                 "ChaosServiceAccountNotFound",
                 f"the chaosServiceAccount {spec.chaos_service_account} does not exist in namespace {ns};"
@@ -104,7 +106,7 @@ class LitmusEngine:
             experiment=spec.experiment,
             env=dict(spec.env),
             duration_seconds=max(1, int(duration.total_seconds())),
-            service_account=spec.chaos_service_account,
+            service_account=spec.service_account,
             app_kind=str(ctx.target.kind),
             app_label=ctx.target.selector.to_query(),
             target_pods=pods,
@@ -124,6 +126,11 @@ class LitmusEngine:
 
     def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
         """One engine for all targets: the first call creates it, later ones find it (409)."""
+        assert ctx.fault.litmus is not None
+        if ctx.fault.litmus.provision_service_account:
+            labels = {"app.kubernetes.io/managed-by": "aftershock", "app.kubernetes.io/part-of": "litmus"}
+            for obj in litmus.provisioned_objects(ctx.fault.litmus.experiment, ctx.target_namespace, labels):
+                ctx.kube.create_object(obj)  # shared by the experiment's runs: 409 is fine
         created = ctx.kube.create_foreign(
             litmus.GROUP,
             litmus.VERSION,
