@@ -372,6 +372,29 @@ class Kube:
                 return None
             raise
 
+    def list_foreign(
+        self, group: str, version: str, plural: str, scope: Scope, label_selector: str
+    ) -> list[Obj]:
+        """Objects of another project's kind in the scope's namespaces; [] when the kind is not
+        installed (404)."""
+        try:
+            if scope is None:
+                result = self.custom.list_cluster_custom_object(
+                    group, version, plural, label_selector=label_selector
+                )
+                return cast(list[Obj], result.get("items", []))
+            return [
+                item
+                for ns in scope
+                for item in self.custom.list_namespaced_custom_object(
+                    group, version, ns, plural, label_selector=label_selector
+                ).get("items", [])
+            ]
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+
     def create_foreign(self, group: str, version: str, plural: str, namespace: str, body: Obj) -> bool:
         """Create; False when it exists already (409: created before, e.g. by a previous process)."""
         try:

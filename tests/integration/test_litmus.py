@@ -554,3 +554,56 @@ def test_provisioning_needs_an_author_who_could_grant_it_directly(
         experiment("named", app="shop", fault=named),
     )
     assert created["metadata"]["name"] == "named"
+
+
+def test_the_sweeper_stops_and_removes_an_engine_whose_run_is_gone(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    from aftershock.core import litmus
+
+    prepare(api, namespace, "pod-delete", replicas=1)
+    orphan = litmus.engine_manifest(
+        litmus.EngineRequest(
+            name="orphan",
+            namespace=namespace,
+            experiment="pod-delete",
+            env={},
+            duration_seconds=600,
+            service_account=SA,
+            app_kind="Deployment",
+            app_label="app=shop",
+            target_pods=[],
+            labels={"aftershock.dev/run": "no-such-run", "aftershock.dev/run-namespace": namespace},
+        )
+    )
+    with simulated_litmus(api, namespace, Outcome.HANG), EngineEvents(api, namespace) as seen:
+        Litmus(api, namespace).create(ENGINES, orphan)
+        wait_for(lambda: engines(api, namespace) == [], timeout=60, message="the orphaned engine removed")
+    states = [e[1] for e in seen.events]
+    assert "stop" in states, seen.events  # Litmus was asked to stop it, not just had it deleted
+
+
+def test_the_kill_switch_stops_a_running_engine(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-network-duplication")
+    chaos = Chaos(api, namespace)
+    with simulated_litmus(api, namespace, Outcome.HANG), EngineEvents(api, namespace) as seen:
+        chaos.create_experiment(
+            experiment(
+                "dup",
+                app="shop",
+                fault=litmus_fault("pod-network-duplication", duration="10m"),
+                timeout="10m",
+            )
+        )
+        wait_for(
+            lambda: any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("dup")),
+            timeout=60,
+            message="the engine running",
+        )
+        with extra_policy(api, suspend=True):
+            status = finished(chaos, "dup", timeout=60)["status"]
+    assert status["phase"] == "Aborted" and status["reason"] == "PolicySuspended", status
+    assert engines(api, namespace) == []
+    assert any(e[1] == "stop" and e[2] == "initialized" for e in seen.events), seen.events

@@ -21,7 +21,7 @@ from aftershock.core.watch_scope import Scope
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # NetworkPolicy | PodLabel
+    kind: str  # NetworkPolicy | PodLabel | ChaosEngine
     namespace: str
     name: str
     run_uid: str
