@@ -607,3 +607,19 @@ def test_the_kill_switch_stops_a_running_engine(
     assert status["phase"] == "Aborted" and status["reason"] == "PolicySuspended", status
     assert engines(api, namespace) == []
     assert any(e[1] == "stop" and e[2] == "initialized" for e in seen.events), seen.events
+
+
+def test_an_engine_litmus_never_takes_up_is_aborted_and_removed(
+    api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus_crds: bool
+) -> None:
+    prepare(api, namespace, "pod-delete")  # the CRDs are there, but no Litmus operator answers
+    chaos = Chaos(api, namespace)
+    with EngineEvents(api, namespace) as seen:
+        chaos.create_experiment(
+            experiment("kill", app="shop", fault=litmus_fault("pod-delete", duration="5m"), timeout="5m")
+        )
+        status = finished(chaos, "kill", timeout=90)["status"]
+    assert status["phase"] == "Aborted" and status["reason"] == "LitmusNotResponding", status
+    assert "is the Litmus operator running?" in status["message"]
+    assert engines(api, namespace) == []
+    assert seen.added() == 1 and any(e[0] == "DELETED" for e in seen.events)

@@ -213,7 +213,7 @@ class LitmusEngine:
         notes: list[Note] = []
         engine = _get(kube, ENGINES, ns, name)
         stop_confirmed = True
-        if engine is not None and _running(engine):
+        if engine is not None and _taken_up(engine) and _running(engine):
             if (engine.get("spec") or {}).get("engineState") != "stop":
                 kube.merge_patch_foreign(
                     litmus.GROUP, litmus.VERSION, ENGINES, ns, name, {"spec": {"engineState": "stop"}}
@@ -257,6 +257,11 @@ class LitmusEngine:
 
 def _running(engine: Mapping[str, Any]) -> bool:
     return ((engine.get("status") or {}).get("engineStatus")) not in ("completed", "stopped")
+
+
+def _taken_up(engine: Mapping[str, Any]) -> bool:
+    """Litmus has initialised it (an engine it never saw has nothing running to stop)."""
+    return bool((engine.get("status") or {}).get("engineStatus"))
 
 
 def _settled(engine: Mapping[str, Any] | None) -> bool:
