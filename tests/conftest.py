@@ -32,6 +32,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    from tests.support.litmus.crds import crd_source
+
+    files, real = crd_source()
+    which = "the real ones" if real else "stand-ins written from Litmus's documentation"
+    return f"litmus CRDs: {which} ({', '.join(str(f) for f in files)})"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/integration" in str(item.path).replace(os.sep, "/"):

@@ -17,7 +17,8 @@ PLURALS = ("chaosengines", "chaosexperiments", "chaosresults")
 CRD_NAMES = tuple(f"{plural}.{GROUP}" for plural in PLURALS)
 STAND_IN = Path(__file__).resolve().parent / "crds.yaml"
 ENV = "AFTERSHOCK_LITMUS_CRDS"
-SHARED = REPO.parent / "shared" / "litmus"
+# the shared folder next to the working copy (../shared), and the workplace's own (/work/shared)
+SHARED = tuple(dict.fromkeys((REPO.parent / "shared" / "litmus", Path("/work/shared/litmus"))))
 
 
 def _manifests(path: Path) -> list[Path]:
@@ -30,7 +31,8 @@ def crd_source() -> tuple[list[Path], bool]:
     """The manifests to apply, and whether they are the real Litmus CRDs.
 
     In order: the file or directory in $AFTERSHOCK_LITMUS_CRDS (an error if it holds nothing),
-    then <repo>/../shared/litmus/ if it holds YAML files, then the stand-in next to this module.
+    then <repo>/../shared/litmus/ or /work/shared/litmus/ if one holds YAML files, then the stand-in
+    next to this module.
     """
     given = os.environ.get(ENV)
     if given:
@@ -38,9 +40,10 @@ def crd_source() -> tuple[list[Path], bool]:
         if not files:
             raise FileNotFoundError(f"{ENV}={given} names no YAML file or directory of them")
         return files, True
-    files = _manifests(SHARED)
-    if files:
-        return files, True
+    for folder in SHARED:
+        files = _manifests(folder)
+        if files:
+            return files, True
     return [STAND_IN], False
 
 
