@@ -54,6 +54,15 @@ def litmus_fault(experiment_name: str, duration: str = "20s", **env: str) -> Bod
     }
 
 
+PROBE: Body = {
+    "name": "shop-up",
+    "type": "httpProbe",
+    "mode": "Continuous",
+    "runProperties": {"probeTimeout": "5s", "interval": "2s"},
+    "httpProbe/inputs": {"url": "http://shop", "method": {"get": {"criteria": "==", "responseCode": "200"}}},
+}
+
+
 class EngineEvents:
     """Every change of the ChaosEngines in a namespace, from a watch: (type, engineState,
     engineStatus, finalizers, deleting) — evidence of what was done to them and in which order."""
@@ -246,7 +255,13 @@ def test_engine_spec_carries_targets_duration_and_parameters(
                 "lat",
                 app="shop",
                 mode="one",
-                fault=litmus_fault("pod-network-latency", duration="45s", NETWORK_LATENCY="300", JITTER="10"),
+                fault={
+                    **litmus_fault("pod-network-latency", duration="45s", NETWORK_LATENCY="300", JITTER="10"),
+                    "litmus": {
+                        **litmus_fault("pod-network-latency", NETWORK_LATENCY="300", JITTER="10")["litmus"],
+                        "probes": [PROBE],
+                    },
+                },
             )
         )
         engine = wait_for(lambda: next(iter(engines(api, namespace)), None), timeout=60, message="an engine")
@@ -271,6 +286,7 @@ def test_engine_spec_carries_targets_duration_and_parameters(
             "PODS_AFFECTED_PERC": "100",
         }
         assert spec["appinfo"] == {"appns": namespace, "applabel": "app=shop", "appkind": "deployment"}
+        assert spec["experiments"][0]["spec"]["probe"] == [PROBE]  # passed to Litmus as written
         assert spec["chaosServiceAccount"] == SA and spec["engineState"] == "active"
         labels = engine["metadata"]["labels"]
         assert labels["aftershock.dev/run"] == run["metadata"]["uid"]

@@ -211,3 +211,19 @@ def test_provisioning_is_for_pod_experiments_and_grants_what_they_need() -> None
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "aftershock-litmus-pod-delete", "namespace": "shop"}
     ]
+
+
+def test_probes_are_passed_to_litmus_as_they_are() -> None:
+    probe = {
+        "name": "checkout-up",
+        "type": "httpProbe",
+        "mode": "Continuous",
+        "runProperties": {"probeTimeout": "5s", "interval": "2s"},
+        "httpProbe/inputs": {
+            "url": "http://checkout",
+            "method": {"get": {"criteria": "==", "responseCode": "200"}},
+        },
+    }
+    spec = engine_manifest(request(probes=[probe]))["spec"]["experiments"][0]["spec"]
+    assert spec["probe"] == [probe]
+    assert "probe" not in engine_manifest(request())["spec"]["experiments"][0]["spec"]

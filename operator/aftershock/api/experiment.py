@@ -278,6 +278,13 @@ class LitmusFault(ApiModel):
         " (aftershock-litmus-<experiment>, in the target namespace; pod experiments only). The operator"
         " must be allowed to (Helm: litmus.provisionRBAC), and so must the experiment's author.",
     )
+    probes: list[dict[str, Any]] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Litmus probes (k8sProbe, httpProbe, cmdProbe, promProbe), passed as they are into the"
+        " ChaosEngine's spec.experiments[0].spec.probe; Litmus validates and runs them. Their outcome is"
+        " Litmus's probeSuccessPercentage, and failed probes make a Fail verdict.",
+    )
     job_clean_up_policy: LitmusCleanup = Field(
         default=LitmusCleanup.DELETE,
         description="delete (default) or retain Litmus's experiment Job afterwards.",

@@ -405,6 +405,7 @@ class EngineRequest:
     target_pods: Sequence[str] = ()
     target_nodes: Sequence[str] = ()
     job_cleanup: str = "delete"
+    probes: Sequence[Mapping[str, Any]] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     owner: Mapping[str, Any] | None = None  # an ownerReference, when the run is in the same namespace
 
@@ -423,6 +424,13 @@ def engine_env(request: EngineRequest) -> list[dict[str, str]]:
         if spec.node_env == "TARGET_NODES":
             env["NODES_AFFECTED_PERC"] = "100"
     return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def _experiment_spec(request: EngineRequest) -> dict[str, Any]:
+    spec: dict[str, Any] = {"components": {"env": engine_env(request)}}
+    if request.probes:
+        spec["probe"] = [dict(p) for p in request.probes]
+    return spec
 
 
 def engine_manifest(request: EngineRequest) -> dict[str, Any]:
@@ -446,9 +454,7 @@ def engine_manifest(request: EngineRequest) -> dict[str, Any]:
             },
             "chaosServiceAccount": request.service_account,
             "jobCleanUpPolicy": request.job_cleanup,
-            "experiments": [
-                {"name": request.experiment, "spec": {"components": {"env": engine_env(request)}}}
-            ],
+            "experiments": [{"name": request.experiment, "spec": _experiment_spec(request)}],
         },
     }
 

@@ -112,6 +112,7 @@ class LitmusEngine:
             target_pods=pods,
             target_nodes=nodes,
             job_cleanup=str(spec.job_clean_up_policy),
+            probes=spec.probes,
             labels={
                 LABEL_RUN: ctx.run_uid,
                 LABEL_RUN_NAMESPACE: ctx.run_namespace,
