@@ -139,7 +139,7 @@ def test_engine_runs_to_completed_pass_and_deletes_the_target_pod(
     litmus.create(EXPERIMENTS, litmus_experiment("pod-delete"))
     created = litmus.create(
         ENGINES,
-        engine("run-1", env={"TARGET_PODS": "victim"}, labels={"aftershock.dev/run": "r1"}),
+        engine("run-1", env={"TARGET_PODS": "victim"}, labels={"example.com/owner": "r1"}),
     )
     uid = created["metadata"]["uid"]
 
@@ -159,7 +159,7 @@ def test_engine_runs_to_completed_pass_and_deletes_the_target_pod(
     assert result is not None
     labels = result["metadata"]["labels"]
     assert (
-        labels["chaosUID"] == uid and labels["name"] == "pod-delete" and labels["aftershock.dev/run"] == "r1"
+        labels["chaosUID"] == uid and labels["name"] == "pod-delete" and labels["example.com/owner"] == "r1"
     )
     assert not result["metadata"].get("ownerReferences") and not result["metadata"].get("finalizers")
     assert result["spec"] == {"engine": "run-1", "experiment": "pod-delete"}
