@@ -253,29 +253,8 @@ class Kube:
         return [obj for ns in scope for obj in self.list_objects(kind, ns, label_selector)]
 
     def remove_finalizer(self, kind: str, obj: Obj, finalizer: str) -> bool:
-        """Remove one finalizer, keeping everyone else's (resourceVersion precondition, so a
-        concurrent change is never overwritten). False when it was not there or the object is gone."""
-        meta = obj["metadata"]
-        finalizers = list(meta.get("finalizers") or [])
-        if finalizer not in finalizers:
-            return False
-        body = {
-            "metadata": {
-                "finalizers": [f for f in finalizers if f != finalizer],
-                "resourceVersion": meta["resourceVersion"],
-            }
-        }
-        try:
-            self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, meta["namespace"], PLURALS[kind], meta["name"], body
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return False
-            if exc.status == 409:
-                raise Conflict(f"{kind} {meta['namespace']}/{meta['name']} changed") from exc
-            raise
-        return True
+        """Remove one of our kinds' finalizers (see drop_foreign_finalizer)."""
+        return self.drop_foreign_finalizer(GROUP, VERSION, PLURALS[kind], obj, finalizer)
 
     def patch_spec(self, kind: str, namespace: str, name: str, spec: Mapping[str, Any]) -> Obj:
         return cast(
@@ -437,7 +416,8 @@ class Kube:
                 raise
 
     def drop_foreign_finalizer(self, group: str, version: str, plural: str, obj: Obj, finalizer: str) -> bool:
-        """Remove one finalizer, keeping any others (resourceVersion precondition)."""
+        """Remove one finalizer, keeping everyone else's (resourceVersion precondition, so a
+        concurrent change is never overwritten). False when it was not there or the object is gone."""
         meta = obj["metadata"]
         finalizers = list(meta.get("finalizers") or [])
         if finalizer not in finalizers:

@@ -53,6 +53,7 @@ class Followed:
     record: LitmusRecord | None = None
     findings: tuple[Note, ...] = ()
     errored: tuple[str, str] | None = None  # (reason, message): the chaos was not carried out
+    not_taken_up: tuple[str, str] | None = None  # (reason, message) if waiting past start_allowance
     summary: str = ""
 
 
@@ -65,6 +66,10 @@ class FaultEngine(Protocol):
 
     def preflight(self, ctx: InjectContext) -> None:
         """Raise EngineError when a prerequisite is missing (before anything is chosen or touched)."""
+        ...
+
+    def start_allowance(self) -> float:
+        """Seconds the fault may take to start after injection (added to the run's deadline)."""
         ...
 
     def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
@@ -90,6 +95,9 @@ class Native:
 
     def preflight(self, ctx: InjectContext) -> None:
         return None
+
+    def start_allowance(self) -> float:
+        return 0.0
 
     def follow(self, ctx: InjectContext) -> Followed:
         return Followed(done=True)

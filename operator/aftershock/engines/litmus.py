@@ -59,6 +59,9 @@ class LitmusEngine:
     sustained = True
     self_timed = True
 
+    def start_allowance(self) -> float:
+        return start_timeout()
+
     # --- before anything is chosen ---------------------------------------------------------
 
     def preflight(self, ctx: InjectContext) -> None:
@@ -170,7 +173,15 @@ class LitmusEngine:
             error_output=p.error,
         )
         if p.state is litmus.State.WAITING:
-            return Followed(done=False, waiting=True, record=record)
+            return Followed(
+                done=False,
+                waiting=True,
+                record=record,
+                not_taken_up=(
+                    "LitmusNotResponding",
+                    f"Litmus did not take up the ChaosEngine {name}; is the Litmus operator running?",
+                ),
+            )
         if p.state is litmus.State.RUNNING:
             return Followed(done=False, record=record, summary=p.detail)
         record = record.model_copy(update={"finished_at": now()})

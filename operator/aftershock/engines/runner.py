@@ -40,7 +40,6 @@ from aftershock.core.times import parse_time
 from aftershock.core.watch_scope import Scope
 from aftershock.engines.base import EngineError, FaultEngine, InjectContext, Note
 from aftershock.engines.litmus import LitmusEngine
-from aftershock.engines.litmus import start_timeout as litmus_start_timeout
 from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
 from aftershock.engines.policy_gate import Policies, check_before_injecting, pdbs_for
@@ -245,8 +244,9 @@ class RunDriver:
         held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
         timeout = parse_duration(spec.recovery.timeout)
         deadline = self.now() + held + timeout + deadline_grace(timeout)
-        if spec.fault.litmus is not None:  # Litmus starts a runner pod and a Job before the chaos
-            deadline += dt.timedelta(seconds=litmus_start_timeout())
+        engine = ENGINES.get(spec.fault.kind)
+        if engine is not None:  # e.g. Litmus starts a runner pod and a Job before the chaos
+            deadline += dt.timedelta(seconds=engine.start_allowance())
         status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
         self.transition(obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status)
 
@@ -476,14 +476,10 @@ class RunDriver:
             if stop.deleted() or stop.exiting() or self.suspended() or self._past_deadline(run):
                 return
             followed = engine.follow(ctx)
-            if followed.waiting and (self.now() - injected_at).total_seconds() > litmus_start_timeout():
-                self.abort(
-                    obj,
-                    run,
-                    "LitmusNotResponding",
-                    f"Litmus did not take up the ChaosEngine within {litmus_start_timeout():.0f} s;"
-                    " is the Litmus operator running?",
-                )
+            allowance = engine.start_allowance()
+            if followed.waiting and (self.now() - injected_at).total_seconds() > allowance:
+                reason, message = followed.not_taken_up or ("NotResponding", "the engine did not start")
+                self.abort(obj, run, reason, f"{message} (waited {allowance:.0f} s)")
                 return
             if followed.done:
                 break
