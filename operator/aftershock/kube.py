@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, cast
 
-from kubernetes import client, config
+from kubernetes import client, config, utils
 from kubernetes.client.rest import ApiException
 
 from aftershock import GROUP, VERSION
@@ -448,8 +448,6 @@ class Kube:
 
     def create_object(self, body: Obj) -> bool:
         """Create a built-in object (ServiceAccount, Role, RoleBinding); False when it exists (409)."""
-        from kubernetes import utils
-
         try:
             utils.create_from_dict(self.api, body, namespace=body["metadata"].get("namespace"))
         except utils.FailToCreateError as exc:
