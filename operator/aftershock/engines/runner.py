@@ -493,11 +493,8 @@ class RunDriver:
             stop.wait(self.poll * 4)
         fresh = self.kube.get("ChaosRun", self.namespace, self.name)
         current = ChaosRun.from_body(fresh)
-        findings = [*current.status.findings, *(_note_finding(n) for n in followed.findings)]
-        severity = worst([current.status.severity or Severity.NONE, *(n.severity for n in followed.findings)])
-        status = current.status.model_copy(
-            update={"litmus": followed.record, "findings": findings, "severity": severity}
-        )
+        noted = _with_notes(current.status.findings, current.status.severity, followed.findings)
+        status = current.status.model_copy(update={"litmus": followed.record, **noted})
         if followed.errored is not None:
             self._patch(fresh, status, precondition=True)
             fresh = self.kube.get("ChaosRun", self.namespace, self.name)
