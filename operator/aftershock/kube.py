@@ -245,12 +245,23 @@ class Kube:
 
     def list_in(self, kind: str, scope: Scope, label_selector: str = "") -> list[Obj]:
         """Our objects of one kind in the scope's namespaces (None: the whole cluster)."""
+        return self._list_scoped(GROUP, VERSION, PLURALS[kind], scope, label_selector)
+
+    def _list_scoped(
+        self, group: str, version: str, plural: str, scope: Scope, label_selector: str
+    ) -> list[Obj]:
         if scope is None:
             result = self.custom.list_cluster_custom_object(
-                GROUP, VERSION, PLURALS[kind], label_selector=label_selector
+                group, version, plural, label_selector=label_selector
             )
             return cast(list[Obj], result.get("items", []))
-        return [obj for ns in scope for obj in self.list_objects(kind, ns, label_selector)]
+        return [
+            item
+            for ns in scope
+            for item in self.custom.list_namespaced_custom_object(
+                group, version, ns, plural, label_selector=label_selector
+            ).get("items", [])
+        ]
 
     def remove_finalizer(self, kind: str, obj: Obj, finalizer: str) -> bool:
         """Remove one of our kinds' finalizers (see drop_foreign_finalizer)."""
@@ -357,18 +368,7 @@ class Kube:
         """Objects of another project's kind in the scope's namespaces; [] when the kind is not
         installed (404)."""
         try:
-            if scope is None:
-                result = self.custom.list_cluster_custom_object(
-                    group, version, plural, label_selector=label_selector
-                )
-                return cast(list[Obj], result.get("items", []))
-            return [
-                item
-                for ns in scope
-                for item in self.custom.list_namespaced_custom_object(
-                    group, version, ns, plural, label_selector=label_selector
-                ).get("items", [])
-            ]
+            return self._list_scoped(group, version, plural, scope, label_selector)
         except ApiException as exc:
             if exc.status == 404:
                 return []

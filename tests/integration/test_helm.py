@@ -157,6 +157,12 @@ class Kubelet:
         self._thread.join(timeout=10)
 
 
+def remove_release(cluster: Cluster, api: client.ApiClient, release: str) -> None:
+    """Teardown: the release (named like its namespace) and the default policy its operator made."""
+    helm(cluster, "uninstall", release, "--namespace", release, "--no-hooks", check=False)
+    delete_policy(api, f"{release}-aftershock-default")
+
+
 def finalizers(api: client.ApiClient, namespace: str, plural: str) -> dict[str, list[str]]:
     items = client.CustomObjectsApi(api).list_namespaced_custom_object(
         "aftershock.dev", "v1alpha1", namespace, plural
@@ -341,8 +347,7 @@ def test_helm_install_namespaced_rbac_suffices_for_a_pod_delete_run_and_nothing_
     finally:
         if op is not None:
             op.stop()
-        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
-        delete_policy(api, f"{sa}-default")
+        remove_release(cluster, api, release)
     rbac = client.RbacAuthorizationV1Api(api)
     assert not rbac.list_cluster_role(label_selector=f"app.kubernetes.io/instance={release}").items
     assert not rbac.list_namespaced_role(solo_namespace).items
@@ -447,8 +452,7 @@ def test_the_default_policy_follows_the_values_and_is_the_operators_alone(
         assert "aftershock.dev/default-policy-hash" not in (theirs["metadata"].get("annotations") or {})
         assert "did not create" in log, log[-3000:]
     finally:
-        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
-        delete_policy(api, name)
+        remove_release(cluster, api, release)
 
 
 def test_uninstall_lets_go_of_everything_and_keeps_the_crds(
@@ -575,8 +579,7 @@ def test_uninstall_lets_go_of_everything_and_keeps_the_crds(
             kubelet.close()
         if op is not None:
             op.stop()
-        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
-        delete_policy(api, f"{sa}-default")
+        remove_release(cluster, api, release)
 
 
 def test_an_upgrade_that_stops_watching_a_namespace_lets_go_of_it(
@@ -658,8 +661,7 @@ def test_an_upgrade_that_stops_watching_a_namespace_lets_go_of_it(
             kubelet.close()
         if op is not None:
             op.stop()
-        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
-        delete_policy(api, f"{sa}-default")
+        remove_release(cluster, api, release)
 
 
 def test_helm_all_namespaces_then_upgrade_to_namespaced(
@@ -790,5 +792,4 @@ def test_provision_rbac_lets_the_chart_grant_litmus_roles_and_only_then(
             as_chart.create_object(role)
         assert info.value.status == 403
     finally:
-        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
-        delete_policy(api, f"{sa}-default")
+        remove_release(cluster, api, release)
