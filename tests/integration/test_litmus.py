@@ -616,8 +616,10 @@ def test_the_kill_switch_stops_a_running_engine(
         wait_for(
             lambda: any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("dup")),
             timeout=60,
-            message="the engine running",
+            message="the run observing",
         )
+        # Litmus has taken the engine up (an engine it never saw is simply deleted, nothing to stop)
+        Litmus(api, namespace).engine_when(chaos.runs("dup")[0]["metadata"]["name"], "initialized")
         with extra_policy(api, suspend=True):
             status = finished(chaos, "dup", timeout=60)["status"]
     assert status["phase"] == "Aborted" and status["reason"] == "PolicySuspended", status
