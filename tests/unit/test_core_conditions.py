@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from aftershock.api.common import Condition
 from aftershock.core.conditions import (
     READY,
     RECONCILING,
@@ -16,13 +17,17 @@ from aftershock.core.conditions import (
     get_condition,
     is_true,
     remove_condition,
+    run_conditions,
     set_condition,
 )
+from aftershock.core.phases import RunPhase
 
 T1 = datetime(2026, 1, 5, 10, 0, 0, tzinfo=UTC)
 T2 = T1 + timedelta(minutes=5)
+T3 = T1 + timedelta(minutes=9)
 S1 = "2026-01-05T10:00:00Z"
 S2 = "2026-01-05T10:05:00Z"
+S3 = "2026-01-05T10:09:00Z"
 
 
 def test_type_constants() -> None:
@@ -179,3 +184,128 @@ def test_get_is_true_remove() -> None:
     assert [c["type"] for c in remove_condition(conds, READY)] == ["Suspended"]
     assert remove_condition(None, READY) == []
     assert len(conds) == 2
+
+
+# --- ChaosRun conditions (kstatus: Reconciling -> InProgress, Stalled -> Failed, Ready -> Current) ---
+
+RUN_PHASE_CONDITIONS = {
+    # phase: (Ready, Reconciling, Stalled)
+    RunPhase.PENDING: ("False", "True", "False"),
+    RunPhase.INJECTING: ("False", "True", "False"),
+    RunPhase.OBSERVING: ("False", "True", "False"),
+    RunPhase.REVERTING: ("False", "True", "False"),
+    RunPhase.COMPLETED: ("True", "False", "False"),
+    RunPhase.ABORTED: ("True", "False", "False"),
+    RunPhase.SKIPPED: ("True", "False", "False"),
+    RunPhase.ERRORED: ("False", "False", "True"),
+}
+
+
+def _by_type(conds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in conds}
+
+
+def test_run_phase_table_covers_every_phase() -> None:
+    assert set(RUN_PHASE_CONDITIONS) == set(RunPhase)
+
+
+@pytest.mark.parametrize(("phase", "expected"), RUN_PHASE_CONDITIONS.items())
+def test_run_conditions_per_phase(phase: RunPhase, expected: tuple[str, str, str]) -> None:
+    conds = run_conditions(phase, "SomeReason", "what happened", 3, [], T1)
+    assert [c["type"] for c in conds] == [READY, RECONCILING, STALLED]
+    assert tuple(c["status"] for c in conds) == expected
+    for cond in conds:
+        assert cond["observedGeneration"] == 3
+        assert cond["lastTransitionTime"] == S1
+        Condition.model_validate(cond)  # what the API (and the status patch) accepts
+        if cond["status"] == "True" or cond["type"] == READY:
+            assert (cond["reason"], cond["message"]) == ("SomeReason", "what happened")
+        else:
+            assert (cond["reason"], cond["message"]) == (str(phase), "")
+
+
+@pytest.mark.parametrize("phase", list(RunPhase))
+def test_run_conditions_accept_the_phase_as_string(phase: RunPhase) -> None:
+    assert run_conditions(str(phase), "R", "m", 1, [], T1) == run_conditions(phase, "R", "m", 1, [], T1)
+
+
+@pytest.mark.parametrize("reason", [None, "", "not a reason", "1Starts", "x" * 1025])
+def test_run_conditions_reason_falls_back_to_the_phase(reason: str | None) -> None:
+    conds = _by_type(run_conditions(RunPhase.ERRORED, reason, "engine missing", 1, [], T1))
+    assert conds[STALLED]["reason"] == "Errored"
+    assert conds[READY]["reason"] == "Errored"
+    assert conds[STALLED]["message"] == "engine missing"
+
+
+def test_run_conditions_default_message_names_the_phase() -> None:
+    conds = _by_type(run_conditions(RunPhase.OBSERVING, "Observing", None, 1, [], T1))
+    assert conds[RECONCILING]["message"] == "the run is Observing"
+    assert _by_type(run_conditions(RunPhase.COMPLETED, "Completed", "", 1, [], T1))[READY]["message"] == (
+        "the run is Completed"
+    )
+
+
+def test_run_conditions_cap_the_message_at_the_api_limit() -> None:
+    conds = _by_type(run_conditions(RunPhase.ERRORED, "Boom", "x" * 40000, 1, [], T1))
+    assert len(conds[STALLED]["message"]) == 32768
+
+
+def test_run_conditions_without_generation() -> None:
+    for cond in run_conditions(RunPhase.PENDING, "Accepted", "resolving targets", None, None, T1):
+        assert "observedGeneration" not in cond
+
+
+def test_run_conditions_keep_transition_times_while_the_status_holds() -> None:
+    pending = run_conditions(RunPhase.PENDING, "Accepted", "resolving targets", 1, [], T1)
+    observing = run_conditions(RunPhase.OBSERVING, "Observing", "watching 1 pod", 2, pending, T2)
+    by_type = _by_type(observing)
+    # active throughout: nothing transitioned, only reason, message and generation moved on
+    assert {c["lastTransitionTime"] for c in observing} == {S1}
+    assert by_type[RECONCILING]["reason"] == "Observing"
+    assert by_type[RECONCILING]["message"] == "watching 1 pod"
+    assert by_type[RECONCILING]["observedGeneration"] == 2
+    completed = _by_type(run_conditions(RunPhase.COMPLETED, "Completed", "recovered in 3s", 2, observing, T3))
+    assert completed[READY]["lastTransitionTime"] == S3
+    assert completed[RECONCILING]["lastTransitionTime"] == S3
+    assert completed[STALLED]["lastTransitionTime"] == S1  # False before and after
+    # writing the same phase again (a retried patch) changes nothing
+    again = run_conditions(
+        RunPhase.COMPLETED,
+        "Completed",
+        "recovered in 3s",
+        2,
+        list(completed.values()),
+        T3 + timedelta(minutes=1),
+    )
+    assert _by_type(again) == completed
+
+
+def test_run_conditions_errored_after_active() -> None:
+    injecting = run_conditions(RunPhase.INJECTING, "Injecting", "podDelete on a", 1, [], T1)
+    errored = _by_type(run_conditions(RunPhase.ERRORED, "RBACDenied", "cannot delete pods", 1, injecting, T2))
+    assert errored[STALLED] == {
+        "type": "Stalled",
+        "status": "True",
+        "reason": "RBACDenied",
+        "message": "cannot delete pods",
+        "observedGeneration": 1,
+        "lastTransitionTime": S2,
+    }
+    assert errored[READY]["lastTransitionTime"] == S1  # False before and after
+    assert errored[RECONCILING]["lastTransitionTime"] == S2
+
+
+def test_run_conditions_keep_other_types_and_do_not_modify_the_input() -> None:
+    other = {"type": "aftershock.dev/PolicyChecked", "status": "True", "reason": "Allowed", "message": "",
+             "lastTransitionTime": S1}  # fmt: skip
+    previous = [other]
+    snapshot = copy.deepcopy(previous)
+    conds = run_conditions(RunPhase.SKIPPED, "OutsideWindow", "no window open", 1, previous, T2)
+    assert previous == snapshot
+    assert conds[0] == other
+    assert [c["type"] for c in conds[1:]] == [READY, RECONCILING, STALLED]
+
+
+def test_run_conditions_reject_an_unknown_phase() -> None:
+    with pytest.raises(ValueError):
+        run_conditions("Running", "Running", "", 1, [], T1)

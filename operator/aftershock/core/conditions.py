@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from aftershock.core.phases import RunPhase
+
 READY = "Ready"
 RECONCILING = "Reconciling"
 STALLED = "Stalled"
@@ -123,3 +125,53 @@ def set_condition(
 def remove_condition(conditions: Sequence[Mapping[str, Any]] | None, type_: str) -> list[dict[str, Any]]:
     """A new list without conditions of `type_`."""
     return [dict(c) for c in conditions or () if c.get("type") != type_]
+
+
+def _run_reason(phase: RunPhase, reason: str | None) -> str:
+    """The run's own reason when it is a valid condition reason, else the phase's name."""
+    if reason and len(reason) <= _MAX_REASON and _REASON.match(reason):
+        return reason
+    return str(phase)
+
+
+def run_conditions(
+    phase: RunPhase | str,
+    reason: str | None,
+    message: str | None,
+    generation: int | None,
+    previous: Sequence[Mapping[str, Any]] | None,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """A ChaosRun's Ready, Reconciling and Stalled conditions for the phase it is entering.
+
+    kstatus reads them (and nothing else of ours): Reconciling True while the run is active
+    (InProgress), Stalled True when it Errored (Failed: the chaos could not be carried out),
+    Ready True once it finished otherwise (Current) — Aborted and Skipped too: the run reached its
+    end and the operator has nothing left to do; the verdict says how it went. The True condition
+    carries the run's reason and message (the reason falls back to the phase when it is not a
+    valid condition reason), the others name the phase. Other condition types in `previous` are
+    kept, and lastTransitionTime only moves when a condition's status does.
+    """
+    phase = RunPhase(phase)
+    why = _run_reason(phase, reason)
+    text = (message or f"the run is {phase}")[:_MAX_MESSAGE]
+    finished = phase.is_terminal
+    truth = {  # always in this order, so a run's first write lists them like every later one
+        READY: finished and phase is not RunPhase.ERRORED,
+        RECONCILING: not finished,
+        STALLED: phase is RunPhase.ERRORED,
+    }
+    result = [dict(c) for c in previous or ()]
+    for type_, value in truth.items():
+        # Ready False explains itself like the True condition does; a False Reconciling or
+        # Stalled only names the phase.
+        explained = value or type_ == READY
+        new = condition(
+            type_,
+            value,
+            why if explained else str(phase),
+            text if explained else "",
+            observed_generation=generation,
+        )
+        result = set_condition(result, new, now)
+    return result
