@@ -6,7 +6,9 @@ toxiproxy are built with the ordinary ``go`` client from the versions pinned in
 ``hack/tools.versions``. ``go install pkg@version`` refuses modules with replace directives
 (k8s.io/kubernetes, etcd), so each tool is built inside a small generated wrapper module whose
 replace directives are derived from the release's own go.mod: every local (``./staging/...``)
-replacement is mapped to the published module at the matching version.
+replacement is mapped to the published module at the matching version. A tool whose source is in
+this repo (the kstatus helper, ``hack/kstatus``) is built from that module and its committed
+go.sum instead; its cache directory also names a hash of those files, so an edit rebuilds it.
 
 Each tool lands in ``<cache>/<tool>-<version>/bin`` and is marked complete only after every
 binary built; a failed step leaves nothing that looks complete. Stdlib only, so it runs before
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -27,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +97,9 @@ class Tool:
     local_replace_version: Callable[[str], str] = _same_version
     ldflags: Callable[[str], list[str]] = field(default=lambda _v: [])
     hint: str = "a minute or two"
+    source: Path | None = None
+    """A Go module in this repo that requires `module` at the pinned version; built from its own
+    go.mod and go.sum (package paths in `binaries` are relative to it) instead of a wrapper."""
 
 
 TOOLS: dict[str, Tool] = {
@@ -145,8 +151,47 @@ TOOLS: dict[str, Tool] = {
             },
             ldflags=lambda v: [f"-X github.com/Shopify/toxiproxy/v2.Version={v}"],
         ),
+        Tool(
+            name="kstatus",
+            module="sigs.k8s.io/cli-utils",
+            version_key="CLI_UTILS_VERSION",
+            binaries={"kstatus": "."},
+            source=REPO / "hack" / "kstatus",
+            hint="about a minute",
+        ),
     )
 }
+
+
+def _source_files(source: Path) -> list[Path]:
+    return sorted(
+        p for p in source.iterdir() if p.is_file() and (p.name in ("go.mod", "go.sum") or p.suffix == ".go")
+    )
+
+
+def source_hash(source: Path) -> str:
+    """A short hash of a repo-built tool's module (go.mod, go.sum, *.go): part of its cache key."""
+    digest = hashlib.sha256()
+    for path in _source_files(source):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def _dir_version(tool: Tool, version: str) -> str:
+    return f"{version}-{source_hash(tool.source)}" if tool.source is not None else version
+
+
+def cache_version(tool: Tool, versions: Mapping[str, str]) -> str:
+    """The version in the tool's cache directory name: the pinned version, plus the source hash
+    for a tool built from this repo."""
+    return _dir_version(tool, versions[tool.version_key])
+
+
+def bin_dir(name: str, versions: Mapping[str, str] | None = None, root: Path | None = None) -> Path:
+    """Where the binaries of tool `name` are (or will be) in the cache."""
+    tool = TOOLS[name]
+    pinned = read_versions() if versions is None else versions
+    return (root or cache_root()) / f"{name}-{cache_version(tool, pinned)}" / "bin"
 
 
 def log(message: str) -> None:
@@ -225,6 +270,26 @@ def write_wrapper(tool: Tool, version: str, workdir: Path) -> None:
     log(f"{tool.name}: wrapper module with {len(replaces)} replace directives from the release's go.mod")
 
 
+def copy_source(tool: Tool, version: str, workdir: Path) -> None:
+    """Copy a repo-built tool's module into `workdir` (the build never writes into the repo) and
+    check that it requires the pinned version."""
+    assert tool.source is not None
+    where = tool.source.relative_to(REPO) if tool.source.is_relative_to(REPO) else tool.source
+    files = _source_files(tool.source)
+    if not any(p.name == "go.sum" for p in files):
+        raise BuildError(f"step 'read {where}' failed: {where}/go.sum is missing (run go mod tidy there)")
+    for path in files:
+        shutil.copy2(path, workdir / path.name)
+    gomod = json.loads(run(f"read {where}/go.mod", ["go", "mod", "edit", "-json", str(workdir / "go.mod")]))
+    required = {req["Path"]: req["Version"] for req in gomod.get("Require") or []}
+    if required.get(tool.module) != version:
+        raise BuildError(
+            f"step 'check {where}/go.mod' failed: it requires {tool.module} {required.get(tool.module)},"
+            f" hack/tools.versions pins {tool.version_key}={version}; make them agree"
+        )
+    log(f"{tool.name}: building {where} with its committed go.sum")
+
+
 def _is_executable(path: Path) -> bool:
     if not path.is_file() or not os.access(path, os.X_OK):
         return False
@@ -233,7 +298,7 @@ def _is_executable(path: Path) -> bool:
 
 
 def build_tool(tool: Tool, version: str, root: Path) -> Path:
-    final = root / f"{tool.name}-{version}"
+    final = root / f"{tool.name}-{_dir_version(tool, version)}"
     if (final / MARKER).exists():
         return final / "bin"
     root.mkdir(parents=True, exist_ok=True)
@@ -246,16 +311,31 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
         bindir = staging / "bin"
         work.mkdir()
         bindir.mkdir()
-        write_wrapper(tool, version, work)
-        log(f"{tool.name}: resolving and downloading modules")
-        run(f"resolve modules for {tool.module}@{version} (go mod tidy)", ["go", "mod", "tidy"], cwd=work)
+        if tool.source is not None:
+            copy_source(tool, version, work)
+            modflags = ["-mod=readonly"]  # the committed go.sum must be complete
+        else:
+            write_wrapper(tool, version, work)
+            log(f"{tool.name}: resolving and downloading modules")
+            run(f"resolve modules for {tool.module}@{version} (go mod tidy)", ["go", "mod", "tidy"], cwd=work)
+            modflags = []
         ldflags = " ".join(["-s", "-w", *tool.ldflags(version)])
         for name, package in tool.binaries.items():
             t0 = time.monotonic()
             log(f"{tool.name}: compiling {name} from {package}")
             run(
                 f"build {name} from {package} ({tool.module}@{version})",
-                ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(bindir / name), package],
+                [
+                    "go",
+                    "build",
+                    *modflags,
+                    "-trimpath",
+                    "-ldflags",
+                    ldflags,
+                    "-o",
+                    str(bindir / name),
+                    package,
+                ],
                 cwd=work,
             )
             if not _is_executable(bindir / name):
@@ -264,9 +344,10 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
                 )
             log(f"{tool.name}: {name} built in {time.monotonic() - t0:.0f}s")
         seconds = round(time.monotonic() - started, 1)
-        (staging / MARKER).write_text(
-            json.dumps({"module": tool.module, "version": version, "build_seconds": seconds}) + "\n"
-        )
+        marker = {"module": tool.module, "version": version, "build_seconds": seconds}
+        if tool.source is not None:
+            marker["source_hash"] = source_hash(tool.source)
+        (staging / MARKER).write_text(json.dumps(marker) + "\n")
         if final.exists():  # an incomplete leftover from an interrupted run
             shutil.rmtree(final)
         staging.rename(final)
@@ -292,16 +373,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown tool(s): {', '.join(unknown)}")
     if args.print_bin_dirs:
         for name in selected:
-            print(f"{name}={root / f'{name}-{versions[TOOLS[name].version_key]}' / 'bin'}")
+            print(f"{name}={bin_dir(name, versions, root)}")
         return 0
     started = time.monotonic()
     root.mkdir(parents=True, exist_ok=True)
     lock = (root / ".lock").open("w")
     fcntl.flock(lock, fcntl.LOCK_EX)  # one build at a time; a second caller waits, then reuses it
     try:
-        missing = [
-            n for n in selected if not (root / f"{n}-{versions[TOOLS[n].version_key]}" / MARKER).exists()
-        ]
+        missing = [n for n in selected if not (bin_dir(n, versions, root).parent / MARKER).exists()]
         if missing:
             check_go()
             log(f"cache: {root}; to build: {', '.join(missing)}")

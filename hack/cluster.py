@@ -59,11 +59,7 @@ def tool_env() -> dict[str, str]:
 
 def bin_dirs() -> dict[str, Path]:
     versions = build_tools.read_versions()
-    root = build_tools.cache_root()
-    return {
-        name: root / f"{name}-{versions[tool.version_key]}" / "bin"
-        for name, tool in build_tools.TOOLS.items()
-    }
+    return {name: build_tools.bin_dir(name, versions) for name in build_tools.TOOLS}
 
 
 def kwokctl(*args: str, check: bool = True, capture: bool = False) -> subprocess.CompletedProcess[str]:

@@ -27,7 +27,14 @@ def versions() -> dict[str, str]:
 
 
 def bin_dir(tool: str) -> Path:
-    bt = build_tools()
-    version = versions()[bt.TOOLS[tool].version_key]
-    path: Path = bt.cache_root() / f"{tool}-{version}" / "bin"
+    """The tool's cache directory (a tool built from this repo's sources is keyed by their hash too)."""
+    path: Path = build_tools().bin_dir(tool)
+    return path
+
+
+def built(tool: str) -> Path:
+    """bin_dir(tool), building the tool first when it is not in the cache (as `make tools` would)."""
+    path = bin_dir(tool)
+    if not (path.parent / build_tools().MARKER).exists() and build_tools().main([tool]) != 0:
+        raise RuntimeError(f"could not build {tool} (hack/build_tools.py {tool} says why, above)")
     return path

