@@ -206,8 +206,8 @@ def trigger(
 ) -> None:
     """Run an experiment now, outside its schedule (creates a ChaosRun for the current second)."""
     from aftershock.api.experiment import ChaosExperiment
-    from aftershock.handlers.schedules import new_run
     from aftershock.kube import NotFound, now
+    from aftershock.scheduling.ticks import new_run
 
     kube = _kube()
     try:
@@ -256,8 +256,8 @@ def release(
     import logging
 
     from aftershock.core.watch_scope import explicit_namespaces, to_release, watched_by
-    from aftershock.engines.release import ReleaseError
-    from aftershock.engines.release import release as do_release
+    from aftershock.runs.release import ReleaseError
+    from aftershock.runs.release import release as do_release
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     kube = _kube()

@@ -18,6 +18,9 @@ LABEL_RUN = f"{GROUP}/run"  # value: the run's uid, on every artifact a fault cr
 LABEL_RUN_NAMESPACE = f"{GROUP}/run-namespace"  # beside LABEL_RUN: whose operator the artifact is
 LABEL_EXPERIMENT = f"{GROUP}/experiment"  # value: the experiment's name
 FINALIZER = f"{GROUP}/finalizer"
+LABEL_TRIGGER = f"{GROUP}/trigger"  # schedule | manual | once: manual runs never count as slots
+SKIP_REASON_ANNOTATION = f"{GROUP}/skip-reason"  # a run created only to record a skipped slot
+SKIP_MESSAGE_ANNOTATION = f"{GROUP}/skip-message"
 
 MAX_EXPERIMENT_NAME_LENGTH = 52
 MAX_SUBDOMAIN_LENGTH = 253

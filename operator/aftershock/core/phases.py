@@ -25,7 +25,10 @@ TERMINAL: frozenset[RunPhase] = TERMINAL_PHASES
 """The phases a run never leaves; the API's set, under the name core has always used."""
 
 TRANSITIONS: dict[RunPhase, frozenset[RunPhase]] = {
-    RunPhase.PENDING: frozenset({RunPhase.INJECTING, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED}),
+    # Pending -> Completed: a dry run records its targets and injects nothing.
+    RunPhase.PENDING: frozenset(
+        {RunPhase.INJECTING, RunPhase.COMPLETED, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED}
+    ),
     # Injecting -> Reverting: a partial injection failed and what was done must be undone.
     RunPhase.INJECTING: frozenset(
         {RunPhase.OBSERVING, RunPhase.REVERTING, RunPhase.ERRORED, RunPhase.ABORTED}

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aftershock.api.policy import ChaosPolicySpec
 from aftershock.core import policy as core_policy
 from aftershock.core.selectors import matches
 from aftershock.core.times import parse_time
-from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube, Obj
 
 Policies = list[tuple[str, ChaosPolicySpec]]
@@ -26,10 +25,7 @@ ACTIVE_PHASES = {"Injecting", "Observing", "Reverting"}
 
 
 def load_policies(kube: Kube) -> Policies:
-    return [
-        (p["metadata"]["name"], ChaosPolicySpec.model_validate(p.get("spec") or {}))
-        for p in kube.list_policies()
-    ]
+    return parse_policies(kube.list_policies())
 
 
 def _target_namespace(run: Obj) -> str:
@@ -48,57 +44,56 @@ def _counts_as_active(run: Obj, now: dt.datetime) -> bool:
 
 
 def check_before_injecting(
-    kube: Kube,
     *,
+    policies: Policies,
+    target_namespace_labels: Mapping[str, str] | None,
+    active_runs: Sequence[Obj],
     run_name: str,
     run_namespace: str,
     target_namespace: str,
     fault_kind: str,
     operator_namespace: str | None,
     now: dt.datetime,
-    scope: Scope = None,
-) -> tuple[core_policy.Decision, Policies]:
+) -> core_policy.Decision:
     """Everything but the blast radius: namespace, fault, suspension, time, concurrency.
 
-    Active runs are counted in `scope`, the namespaces this operator watches (None: all)."""
-    policies = load_policies(kube)
-    labels = kube.namespace_labels(target_namespace)
-    if labels is None:
-        return (
-            core_policy.Decision(
-                False, "TargetNamespaceNotFound", f"namespace {target_namespace} does not exist", None
-            ),
-            policies,
+    The caller gathers the facts (from the watch-fed cache: policies and the active runs of the
+    namespaces this operator watches), so that this costs no API call per run."""
+    if target_namespace_labels is None:
+        return core_policy.Decision(
+            False, "TargetNamespaceNotFound", f"namespace {target_namespace} does not exist", None
         )
     decision = core_policy.check_static(
         policies,
         experiment_namespace=run_namespace,
         target_namespace=target_namespace,
-        target_namespace_labels=labels,
+        target_namespace_labels=dict(target_namespace_labels),
         fault_kind=fault_kind,
         operator_namespace=operator_namespace,
     )
     if not decision.allowed:
-        return decision, policies
+        return decision
     decision = core_policy.check_time(policies, now=now)
     if not decision.allowed:
-        return decision, policies
+        return decision
     active = [
         r
-        for r in kube.list_in("ChaosRun", scope)
+        for r in active_runs
         if _counts_as_active(r, now)
         and not (r["metadata"]["name"] == run_name and r["metadata"]["namespace"] == run_namespace)
     ]
     in_namespace = sum(1 for r in active if _target_namespace(r) == target_namespace)
-    return core_policy.check_concurrency(
-        policies, active_total=len(active), active_in_namespace=in_namespace
-    ), policies
+    return core_policy.check_concurrency(policies, active_total=len(active), active_in_namespace=in_namespace)
 
 
-def pdbs_for(kube: Kube, namespace: str, pods: Sequence[Obj]) -> list[core_policy.PdbInfo]:
-    """The PodDisruptionBudgets of a namespace, each with the names of the given pods it covers."""
+def parse_policies(objs: Sequence[Obj]) -> Policies:
+    return [(p["metadata"]["name"], ChaosPolicySpec.model_validate(p.get("spec") or {})) for p in objs]
+
+
+def pdbs_for(pdbs: Sequence[Obj], pods: Sequence[Obj]) -> list[core_policy.PdbInfo]:
+    """The given PodDisruptionBudgets, each with the names of the given pods it covers."""
     infos = []
-    for pdb in kube.list_pdbs(namespace):
+    for pdb in pdbs:
         selector = (pdb.get("spec") or {}).get("selector")
         if selector is None:
             continue
@@ -116,6 +111,18 @@ class PolicyWatch:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._specs: dict[str, Mapping[str, Any]] = {}
+        self._listeners: set[Callable[[], None]] = set()
+
+    def listen(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` (from whichever thread applies the change) whenever a policy changes,
+        so that waiting runs wake the moment the kill switch is thrown; returns the unsubscriber."""
+        with self._lock:
+            self._listeners.add(listener)
+        return lambda: self._forget(listener)
+
+    def _forget(self, listener: Callable[[], None]) -> None:
+        with self._lock:
+            self._listeners.discard(listener)
 
     def update(self, name: str, spec: Mapping[str, Any] | None) -> None:
         with self._lock:
@@ -123,6 +130,9 @@ class PolicyWatch:
                 self._specs.pop(name, None)
             else:
                 self._specs[name] = dict(spec)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
     def suspended(self) -> str | None:
         """A sentence naming the suspended policy, or None while no policy is suspended."""

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from aftershock.core.recovery import PodState
 from aftershock.core.selectors import to_label_selector
 from aftershock.core.times import parse_time
 from aftershock.kube import Kube, Obj
+
+
+class WorkloadReads(Protocol):
+    """Where workloads and pods are read from: the watch-fed cache in the operator, or the API."""
+
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[Obj]: ...
+    def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]: ...
+    def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,9 @@ def workload_from(kind: str, obj: Obj) -> Workload:
     )
 
 
-def find_workloads(kube: Kube, kind: str, namespace: str, selector: dict[str, Any]) -> list[Workload]:
+def find_workloads(
+    kube: WorkloadReads, kind: str, namespace: str, selector: dict[str, Any]
+) -> list[Workload]:
     objs = kube.list_workloads(kind, namespace, to_label_selector(selector))
     return sorted((workload_from(kind, o) for o in objs), key=lambda w: w.name)
 
@@ -56,7 +66,7 @@ def _controller_uid(obj: Obj) -> str | None:
     return None
 
 
-def owner_uids(kube: Kube, workload: Workload) -> set[str]:
+def owner_uids(kube: WorkloadReads, workload: Workload) -> set[str]:
     """UIDs of the objects that directly control the workload's pods (its ReplicaSets for a
     Deployment, the workload itself otherwise)."""
     if workload.kind != "Deployment":
@@ -69,7 +79,7 @@ def owner_uids(kube: Kube, workload: Workload) -> set[str]:
     }
 
 
-def pods_of(kube: Kube, workload: Workload, owners: set[str] | None = None) -> list[Obj]:
+def pods_of(kube: WorkloadReads, workload: Workload, owners: set[str] | None = None) -> list[Obj]:
     """Pods controlled by the workload (through its ReplicaSets for a Deployment).
 
     Ownership, not labels alone, decides: another workload whose pods happen to carry the same

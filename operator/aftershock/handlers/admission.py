@@ -3,6 +3,9 @@
 failurePolicy is Fail: while the webhook is unreachable, creating or changing experiments and
 runs is refused (deleting always works), and runs already scheduled are still re-checked against
 the policies right before they inject.
+
+The handlers are async and do their API calls (SubjectAccessReviews, policy reads) on an I/O pool
+of their own, so a review never waits behind runs, scheduler ticks or other handlers.
 """
 
 from __future__ import annotations
@@ -14,9 +17,16 @@ import kopf
 from aftershock import GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
+from aftershock.cluster.io import Io
 from aftershock.engines.admission import Refused, check_action, check_experiment
 from aftershock.handlers.context import get_context
 from aftershock.kube import NotFound, now
+
+
+def _io() -> Io:
+    io = get_context().admission_io
+    assert io is not None, "the admission pool is built at startup"
+    return io
 
 
 def _unchanged_spec(operation: str | None, old: Any, body: kopf.Body) -> bool:
@@ -29,7 +39,7 @@ def _unchanged_spec(operation: str | None, old: Any, body: kopf.Body) -> bool:
 
 
 @kopf.on.validate(GROUP, VERSION, "chaosexperiments", operations=["CREATE", "UPDATE"], id="experiments")
-def validate_experiment(
+async def validate_experiment(
     body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo, warnings: list[str], **kwargs: Any
 ) -> None:
     if body.metadata.get("deletionTimestamp") or _unchanged_spec(
@@ -38,7 +48,8 @@ def validate_experiment(
         return
     ctx = get_context()
     try:
-        outcome = check_experiment(
+        outcome = await _io()(
+            check_experiment,
             ctx.kube,
             dict(body.get("spec") or {}),
             namespace=namespace or "default",
@@ -52,7 +63,7 @@ def validate_experiment(
 
 
 @kopf.on.validate(GROUP, VERSION, "chaosruns", operations=["CREATE"], id="runs")
-def validate_run(
+async def validate_run(
     body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo, warnings: list[str], **_: Any
 ) -> None:
     """A run of an admitted experiment (its spec, or only its name) is let through: the policy is
@@ -62,7 +73,9 @@ def validate_run(
     ns = namespace or "default"
     spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))
     try:
-        experiment = ChaosExperiment.from_body(ctx.kube.get("ChaosExperiment", ns, spec.experiment))
+        experiment = ChaosExperiment.from_body(
+            await _io()(ctx.kube.get, "ChaosExperiment", ns, spec.experiment)
+        )
     except NotFound as exc:
         raise kopf.AdmissionError(
             f"ChaosExperiment {spec.experiment} does not exist in namespace {ns}", code=404
@@ -72,7 +85,8 @@ def validate_run(
     if same_target and same_fault:
         return
     try:
-        outcome = check_action(
+        outcome = await _io()(
+            check_action,
             ctx.kube,
             target=spec.target or experiment.spec.target,
             fault=spec.fault or experiment.spec.fault,

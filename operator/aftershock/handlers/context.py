@@ -1,20 +1,26 @@
-"""What every handler needs, built once at startup: the API facade and operator settings."""
+"""What every handler needs, built once at startup: the API facade, the shared cache, this
+operator's Lease, the run environment, the scheduler and the I/O pools."""
 
 from __future__ import annotations
 
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from aftershock.cluster.cache import ClusterCache
+from aftershock.cluster.io import Io
+from aftershock.cluster.lease import OperatorLease
 from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube
+from aftershock.runs.base import RunEnv
+from aftershock.scheduling.scheduler import Scheduler
 
 
 def default_identity() -> str:
     """Unique per operator process: the pod name in a cluster, host and pid elsewhere.
 
-    A restarted process gets a new identity and takes its runs over once their heartbeat is
-    stale; two processes never share one, so they never both believe they own a run.
+    A restarted process gets a new identity and takes its runs over once the old identity's Lease
+    has lapsed; two processes never share one, so they never both believe they own a run.
     """
     return (
         os.environ.get("AFTERSHOCK_OPERATOR_ID")
@@ -28,8 +34,18 @@ class OperatorContext:
     kube: Kube
     operator_namespace: str | None
     identity: str
-    poll_seconds: float = 0.25
     scope: Scope = None  # the namespaces to read in (None: the whole cluster)
+    cache: ClusterCache | None = None
+    lease: OperatorLease | None = None
+    runs: RunEnv | None = None
+    scheduler: Scheduler | None = None
+    admission_io: Io | None = None
+    pools: list[Io] = field(default_factory=list)
+
+    def run_env(self) -> RunEnv:
+        if self.runs is None:
+            raise RuntimeError("the run environment is not initialised (startup handler did not run)")
+        return self.runs
 
 
 _context: OperatorContext | None = None

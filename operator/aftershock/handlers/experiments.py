@@ -9,11 +9,11 @@ import kopf
 from aftershock import API_VERSION, GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
+from aftershock.cluster.experiment_status import refresh_experiment_status
 from aftershock.core.conditions import format_time
-from aftershock.core.naming import LABEL_EXPERIMENT, run_name
+from aftershock.core.naming import LABEL_EXPERIMENT, LABEL_TRIGGER, run_name
 from aftershock.core.times import parse_time
 from aftershock.handlers.context import get_context
-from aftershock.handlers.experiment_status import refresh_experiment_status
 from aftershock.kube import now
 from aftershock.metrics import RECONCILE_ERRORS
 
@@ -30,7 +30,7 @@ def reconcile_experiment(
         experiment = ChaosExperiment.from_body(body)
         spec = experiment.spec
         if spec.schedule:
-            refresh_experiment_status(ctx.kube, namespace, name)  # the schedule daemon does the rest
+            refresh_experiment_status(ctx.kube, namespace, name)  # the scheduler does the rest
             return
         if spec.suspend:
             refresh_experiment_status(ctx.kube, namespace, name)
@@ -45,7 +45,7 @@ def reconcile_experiment(
             "metadata": {
                 "name": run_obj_name,
                 "namespace": namespace,
-                "labels": {LABEL_EXPERIMENT: name, "aftershock.dev/trigger": "once"},
+                "labels": {LABEL_EXPERIMENT: name, LABEL_TRIGGER: "once"},
                 "ownerReferences": [
                     {
                         "apiVersion": API_VERSION,

@@ -1,5 +1,6 @@
 """ChaosPolicy: every operator keeps the current policies in memory for the kill switch; run
-drivers abort the moment any policy is suspended (engines/policy_gate.py)."""
+drivers wake and abort the moment any policy is suspended (engines/policy_gate.py). Async: the
+kill switch never waits for a thread."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from aftershock.engines.policy_gate import WATCH
 
 
 @kopf.on.event(GROUP, VERSION, "chaospolicies")
-def policy_changed(event: kopf.RawEvent, name: str, spec: kopf.Spec, **_: Any) -> None:
+async def policy_changed(event: kopf.RawEvent, name: str, spec: kopf.Spec, **_: Any) -> None:
     if event.get("type") == "DELETED":
         WATCH.update(name, None)
     else:

@@ -1,8 +1,10 @@
-"""ChaosRun handlers: a daemon per active run drives it (engines/runner.py), which refreshes the
-owning experiment's status when a run starts and ends; deletion aborts and reverts."""
+"""ChaosRun handlers: an asyncio daemon per active run drives it (runs/driver.py); deletion aborts
+and reverts. A daemon holds no thread: each API call borrows one from the run I/O pool."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import kopf
@@ -10,10 +12,11 @@ import kopf
 from aftershock import GROUP, VERSION
 from aftershock.api.common import RunPhase
 from aftershock.engines.policy_gate import WATCH
-from aftershock.engines.runner import RunDriver, Stop
 from aftershock.handlers.context import get_context
-from aftershock.handlers.experiment_status import refresh_experiment_status
+from aftershock.handlers.startup import ready
 from aftershock.metrics import RECONCILE_ERRORS
+from aftershock.runs.base import Stop, deleting
+from aftershock.runs.driver import RunDriver
 
 
 def _active(status: kopf.Status, **_: Any) -> bool:
@@ -21,38 +24,47 @@ def _active(status: kopf.Status, **_: Any) -> bool:
     return not phase or not RunPhase(phase).is_terminal
 
 
-def _driver(namespace: str | None, name: str) -> RunDriver:
-    assert namespace, "ChaosRun is namespaced"
-    ctx = get_context()
-    return RunDriver(
-        ctx.kube,
-        namespace,
-        name,
-        identity=ctx.identity,
-        operator_namespace=ctx.operator_namespace,
-        poll_seconds=ctx.poll_seconds,
-        on_change=lambda experiment: refresh_experiment_status(ctx.kube, namespace, experiment),
-        suspended=WATCH.suspended,
-        scope=ctx.scope,
-    )
+def daemon_stop(stopped: kopf.DaemonStopped) -> Stop:
+    """Deletion and shutdown from kopf's flag; waits end early on either, or on the kill switch."""
+
+    def deleted() -> bool:
+        return bool(stopped) and bool(
+            stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED
+        )
+
+    def exiting() -> bool:
+        return bool(stopped) and not deleted()
+
+    async def wait(seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        policy_changed = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(policy_changed.set)
+
+        forget = WATCH.listen(wake)
+        waiters = {
+            asyncio.ensure_future(stopped.wait(seconds)),
+            asyncio.ensure_future(policy_changed.wait()),
+        }
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forget()
+            for waiter in waiters:
+                waiter.cancel()
+                with contextlib.suppress(BaseException):
+                    await waiter
+
+    return Stop(deleted=deleted, exiting=exiting, wait=wait)
 
 
 @kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_timeout=30)
-def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
-    driver = _driver(namespace, name)
-    stop = Stop(
-        deleted=lambda: (
-            bool(stopped)
-            and bool(stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
-        ),
-        exiting=lambda: (
-            bool(stopped)
-            and not bool(stopped.reason and stopped.reason & kopf.DaemonStoppingReason.RESOURCE_DELETED)
-        ),
-        wait=stopped.wait,
-    )
+async def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    assert namespace, "ChaosRun is namespaced"
+    await ready()
     try:
-        driver.drive(stop)
+        await RunDriver(get_context().run_env(), namespace, name).drive(daemon_stop(stopped))
     except Exception:
         RECONCILE_ERRORS.labels("ChaosRun", "drive").inc()
         raise
@@ -61,9 +73,11 @@ def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_
 # optional: a finished run needs no finalizer (only the daemon of an active run holds one), so
 # deleting a namespace never waits on finished runs, even when the operator no longer watches it
 @kopf.on.delete(GROUP, VERSION, "chaosruns", optional=True)
-def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
+async def run_deleted(name: str, namespace: str | None, status: kopf.Status, **_: Any) -> None:
     """Abort a run deleted while active (also when no daemon is running for it), then release it."""
+    assert namespace, "ChaosRun is namespaced"
     phase = status.get("phase")
     if phase and RunPhase(phase).is_terminal:
         return
-    _driver(namespace, name).drive(Stop(deleted=lambda: True, exiting=lambda: False, wait=lambda _t: None))
+    await ready()
+    await RunDriver(get_context().run_env(), namespace, name).drive(deleting())

@@ -1,8 +1,10 @@
-"""kopf settings of our own (annotation prefix and finalizer under aftershock.dev), the shared
-context, the sweeper's lifetime, and the default ChaosPolicy."""
+"""kopf settings of our own (annotation prefix and finalizer under aftershock.dev), and the
+operator's shared parts, built once: the watch-fed cache, this operator's Lease, the I/O pools,
+the run environment, the scheduler, the sweeper and the default ChaosPolicy."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import tempfile
@@ -12,16 +14,39 @@ from typing import Any
 import kopf
 
 from aftershock import GROUP
-from aftershock.core.naming import FINALIZER
-from aftershock.core.watch_scope import explicit_namespaces
+from aftershock.cluster.cache import ClusterCache
+from aftershock.cluster.experiment_status import refresh_experiment_status
+from aftershock.cluster.io import io_pool
+from aftershock.cluster.lease import OperatorLease
+from aftershock.core.naming import FINALIZER, LABEL_EXPERIMENT
+from aftershock.core.watch_scope import Scope, explicit_namespaces
 from aftershock.engines.default_policy import ensure_default_policy, load_spec
+from aftershock.engines.policy_gate import WATCH
 from aftershock.handlers.context import OperatorContext, default_identity, get_context, set_context
 from aftershock.handlers.sweeper import Sweeper
-from aftershock.kube import Kube, load_client
+from aftershock.kube import Kube, Obj, load_client
+from aftershock.runs.base import RunEnv
+from aftershock.runs.view import CachedView
+from aftershock.scheduling.scheduler import Scheduler
+from aftershock.scheduling.ticks import tick
 from aftershock.tls import ServingCert, self_signed
 
 log = logging.getLogger(__name__)
 _sweeper: Sweeper | None = None
+_ready = asyncio.Event()
+_background: set[asyncio.Task[None]] = set()
+SYNC_PATIENCE = 120.0
+
+
+def lease_namespace(operator_namespace: str | None, scope: Scope) -> str:
+    """Where this operator's Lease lives: its own namespace, else the first one it watches."""
+    explicit = os.environ.get("AFTERSHOCK_LEASE_NAMESPACE")
+    return explicit or operator_namespace or (scope[0] if scope else "default")
+
+
+async def ready() -> None:
+    """Returns once the shared cache has listed everything (runs decide on nothing before)."""
+    await _ready.wait()
 
 
 @kopf.on.startup()
@@ -33,25 +58,79 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING  # our own Events describe each transition
-    settings.execution.max_workers = int(os.environ.get("AFTERSHOCK_MAX_WORKERS", "128"))
+    # sync handlers are short now (no daemon holds a thread): a small pool is plenty
+    settings.execution.max_workers = int(os.environ.get("AFTERSHOCK_MAX_WORKERS", "16"))
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.peering.standalone = True
     settings.networking.error_backoffs = [1, 2, 5, 10]
     kube = Kube(load_client())
+    operator_namespace = os.environ.get("AFTERSHOCK_OPERATOR_NAMESPACE") or None
+    scope = explicit_namespaces([n for n in os.environ.get("AFTERSHOCK_NAMESPACES", "").split(",") if n])
+    identity = default_identity()
+    leases = lease_namespace(operator_namespace, scope)
+    cache = ClusterCache(kube.api, scope, lease_namespace=leases)
+    cache.start()
+    lease = OperatorLease(kube, leases, identity, read=lambda ns, name: cache.get("Lease", ns, name))
+    lease.start()  # before anything is claimed: others must be able to see we are alive
+    run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 16)
+    tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 4)
+    admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)
+    view = CachedView(cache)
+
+    def runs_of(namespace: str, experiment: str) -> list[Obj]:
+        return cache.list("ChaosRun", namespace, {"matchLabels": {LABEL_EXPERIMENT: experiment}})
+
+    async def experiment_changed(namespace: str, experiment: str) -> None:
+        await run_io(refresh_experiment_status, kube, namespace, experiment)
+
     context = OperatorContext(
         kube=kube,
-        operator_namespace=os.environ.get("AFTERSHOCK_OPERATOR_NAMESPACE") or None,
-        identity=default_identity(),
-        scope=explicit_namespaces([n for n in os.environ.get("AFTERSHOCK_NAMESPACES", "").split(",") if n]),
+        operator_namespace=operator_namespace,
+        identity=identity,
+        scope=scope,
+        cache=cache,
+        lease=lease,
+        runs=RunEnv(
+            kube=kube,
+            io=run_io,
+            view=view,
+            identity=identity,
+            operator_namespace=operator_namespace,
+            scope=scope,
+            suspended=WATCH.suspended,
+            claims=lease,
+            on_change=experiment_changed,
+        ),
+        scheduler=Scheduler(lambda body: tick(kube, body, read=runs_of), tick_io),
+        admission_io=admission_io,
+        pools=[run_io, tick_io, admission_io],
     )
     set_context(context)
-    log.info("operator identity: %s", context.identity)
+    log.info("operator identity: %s (Lease %s/%s)", identity, leases, lease.name)
     configure_webhook(settings)
     interval = float(os.environ.get("AFTERSHOCK_SWEEP_SECONDS", "10"))
     if interval > 0:
         _sweeper = Sweeper(kube, interval, context.scope)
         _sweeper.start()
+
+
+@kopf.on.startup()
+async def start_scheduler(**_: Any) -> None:
+    """Start the one scheduler loop, and open the gate for runs once the cache has synced."""
+    ctx = get_context()
+    assert ctx.scheduler is not None and ctx.cache is not None
+    task = asyncio.create_task(ctx.scheduler.run(), name="aftershock-scheduler")
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    cache = ctx.cache
+    loop = asyncio.get_running_loop()
+    synced = await loop.run_in_executor(None, cache.wait_synced, SYNC_PATIENCE)
+    if not synced:
+        raise kopf.PermanentError(
+            f"the watch cache did not list everything within {SYNC_PATIENCE:.0f} s (RBAC? API server?)"
+        )
+    _ready.set()
 
 
 @kopf.on.startup()
@@ -106,3 +185,12 @@ def configure_webhook(settings: kopf.OperatorSettings) -> None:
 def shutdown(**_: Any) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    for task in list(_background):
+        task.cancel()
+    ctx = get_context()
+    if ctx.lease is not None:
+        ctx.lease.stop(release=True)  # a successor takes our runs over at once
+    if ctx.cache is not None:
+        ctx.cache.stop()
+    for pool in ctx.pools:
+        pool.shutdown()

@@ -1,44 +1,37 @@
-"""The dead-man's switch, running beside the handlers: finds fault artifacts (NetworkPolicies, pod
-labels, Litmus ChaosEngines) by the `aftershock.dev/run` label and removes those whose run is gone,
-finished or overdue."""
+"""The dead-man's switch, running beside the handlers: finds the artifacts every fault engine
+declares (engines/registry.py: NetworkPolicies, pod labels, Litmus ChaosEngines, ...) by the
+`aftershock.dev/run` label and removes those whose run is gone, finished or overdue."""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from aftershock.core import litmus
-from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
 from aftershock.core.sweep import Artifact, RunFacts, to_remove
 from aftershock.core.times import parse_time
 from aftershock.core.watch_scope import Scope
-from aftershock.kube import Kube, Obj, forbidden, now
+from aftershock.engines.base import ArtifactFinder
+from aftershock.engines.registry import artifact_finders
+from aftershock.kube import Kube, now
 
 log = logging.getLogger(__name__)
 
 
-def _artifact(kind: str, obj: Obj) -> Artifact:
-    meta = obj["metadata"]
-    labels = meta["labels"]
-    return Artifact(kind, meta["namespace"], meta["name"], labels[LABEL_RUN], labels.get(LABEL_RUN_NAMESPACE))
-
-
-def _litmus_engines(kube: Kube, scope: Scope) -> list[Obj]:
-    """Our ChaosEngines; none when Litmus is not installed or the operator may not read them
-    (Helm: litmus.enabled=false), so the other artifacts are still swept."""
-    try:
-        return kube.list_foreign(litmus.GROUP, litmus.VERSION, "chaosengines", scope, LABEL_RUN)
-    except Exception as exc:
-        if forbidden(exc) is None:
-            raise
-        return []
-
-
-def sweep_once(kube: Kube, grace_seconds: float = 5, scope: Scope = None) -> int:
-    """One pass over the scope's namespaces (None: the whole cluster)."""
-    artifacts = [_artifact("NetworkPolicy", p) for p in kube.list_network_policies(LABEL_RUN, scope)]
-    artifacts += [_artifact("PodLabel", p) for p in kube.list_pods_in(scope, LABEL_RUN)]
-    artifacts += [_artifact("ChaosEngine", e) for e in _litmus_engines(kube, scope)]
+def sweep_once(
+    kube: Kube,
+    grace_seconds: float = 5,
+    scope: Scope = None,
+    finders: tuple[ArtifactFinder, ...] | None = None,
+) -> int:
+    """One pass over the scope's namespaces (None: the whole cluster) for every kind of artifact
+    the registered engines leave (or `finders`)."""
+    by_kind = {f.kind: f for f in (artifact_finders() if finders is None else finders)}
+    artifacts: list[Artifact] = []
+    for finder in by_kind.values():
+        try:
+            artifacts += finder.artifacts(kube, scope)
+        except Exception:  # one kind that cannot be listed must not keep the others in place
+            log.exception("sweeper: could not list %s artifacts", finder.kind)
     if not artifacts:
         return 0
     runs = {
@@ -53,15 +46,11 @@ def sweep_once(kube: Kube, grace_seconds: float = 5, scope: Scope = None) -> int
         log.warning(
             "sweeper: removing %s %s/%s: %s", artifact.kind, artifact.namespace, artifact.name, removal.reason
         )
-        if artifact.kind == "NetworkPolicy":
-            kube.delete_network_policy(artifact.namespace, artifact.name)
-        elif artifact.kind == "ChaosEngine":  # Litmus stops it (and reverts) on stop and on deletion
-            engines = (litmus.GROUP, litmus.VERSION, "chaosengines", artifact.namespace, artifact.name)
-            kube.merge_patch_foreign(*engines, {"spec": {"engineState": "stop"}})
-            kube.delete_foreign(*engines)
-        else:
-            kube.patch_pod_labels(
-                artifact.namespace, artifact.name, None, {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
+        try:
+            by_kind[artifact.kind].remove(kube, artifact)
+        except Exception:  # retried next pass; the others are removed now
+            log.exception(
+                "sweeper: could not remove %s %s/%s", artifact.kind, artifact.namespace, artifact.name
             )
     return len(removals)
 

@@ -18,18 +18,21 @@ Every step is idempotent, so a hook that is retried does no harm.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
 
 from aftershock.api.common import RunPhase
 from aftershock.api.run import ChaosRun
+from aftershock.cluster.io import io_pool
 from aftershock.core.naming import FINALIZER
 from aftershock.core.selectors import to_label_selector
 from aftershock.core.watch_scope import Release
 from aftershock.engines.default_policy import ensure_default_policy
-from aftershock.engines.runner import RunDriver
 from aftershock.kube import Conflict, Kube, NotFound, Obj
+from aftershock.runs.base import RunEnv
+from aftershock.runs.driver import RunDriver
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,24 @@ def stop_operator(kube: Kube, namespace: str, name: str, timeout: float) -> bool
     return True
 
 
+def abort_run(kube: Kube, obj: Obj, reason: str, message: str) -> None:
+    """Revert and journal one active run as Aborted (the same bounded revert as a deletion)."""
+    meta = obj["metadata"]
+    env = RunEnv(
+        kube=kube,
+        io=io_pool("aftershock-release", "AFTERSHOCK_RELEASE_THREADS", 2),
+        identity="aftershock-release",
+    )
+    try:
+        asyncio.run(
+            RunDriver(env, meta["namespace"], meta["name"]).abort(
+                obj, ChaosRun.from_body(obj), reason, message
+            )
+        )
+    finally:
+        env.io.shutdown()
+
+
 def _in_scope(kube: Kube, kind: str, release: Release) -> list[Obj]:
     return [o for o in kube.list_in(kind, release.only) if release.covers(o["metadata"]["namespace"])]
 
@@ -101,8 +122,7 @@ def release(
         if not _is_active(obj):
             continue
         meta = obj["metadata"]
-        driver = RunDriver(kube, meta["namespace"], meta["name"], identity="aftershock-release")
-        driver.abort(obj, ChaosRun.from_body(obj), RELEASED_REASON, f"{why} while the run was active")
+        abort_run(kube, obj, RELEASED_REASON, f"{why} while the run was active")
         report.aborted.append(f"{meta['namespace']}/{meta['name']}")
     for kind in ("ChaosRun", "ChaosExperiment"):
         for obj in _in_scope(kube, kind, release):

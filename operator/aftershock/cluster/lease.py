@@ -1,0 +1,171 @@
+"""One coordination.k8s.io Lease per operator process: the liveness of every run it claims.
+
+A run records only who claimed it (`status.claimedBy`, the operator's identity). The claimant
+renews its own Lease every few seconds — one write per operator, not one per run. Another
+operator (a second replica, or this one restarted under a new identity) may take a run over once
+the claimant's Lease has not been renewed for its duration, or is gone: a clean shutdown deletes
+it, so a successor takes over at once. An operator whose own renewals keep failing stops acting
+on its runs before its Lease can lapse in others' eyes (`valid`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from aftershock.kube import Kube, Obj, now
+
+log = logging.getLogger(__name__)
+
+DURATION = dt.timedelta(seconds=15)
+RENEW_EVERY = dt.timedelta(seconds=5)
+LABELS = {"app.kubernetes.io/part-of": "aftershock", "aftershock.dev/lease": "operator"}
+
+
+def lease_name(identity: str) -> str:
+    """Deterministic, DNS-safe, and the same in every operator that reads it."""
+    return "aftershock-op-" + hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _micro(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def is_live(lease: Obj | None, holder: str, moment: dt.datetime) -> bool:
+    """Whether `lease` shows `holder` alive at `moment` (pure: unit-tested)."""
+    if lease is None:
+        return False
+    spec = lease.get("spec") or {}
+    if spec.get("holderIdentity") != holder:
+        return False
+    renewed = _time(spec.get("renewTime")) or _time(spec.get("acquireTime"))
+    if renewed is None:
+        return False
+    seconds = int(spec.get("leaseDurationSeconds") or DURATION.total_seconds())
+    return moment - renewed <= dt.timedelta(seconds=seconds)
+
+
+class OperatorLease:
+    """This operator's Lease (renewed on a thread of its own) and the liveness of others'."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        namespace: str,
+        identity: str,
+        *,
+        duration: dt.timedelta = DURATION,
+        read: Callable[[str, str], Obj | None] | None = None,
+        clock: Callable[[], dt.datetime] = now,
+    ) -> None:
+        self.api = client.CoordinationV1Api(kube.api)
+        self.kube = kube
+        self.namespace = namespace
+        self.identity = identity
+        self.name = lease_name(identity)
+        self.duration = duration
+        self.clock = clock
+        self._read = read  # the watch-fed cache's Lease reader, when there is one
+        self._renewed: dt.datetime | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="aftershock-lease", daemon=True)
+
+    # --- ours ----------------------------------------------------------------------------
+
+    def body(self, moment: dt.datetime) -> Obj:
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": self.name, "namespace": self.namespace, "labels": dict(LABELS)},
+            "spec": {
+                "holderIdentity": self.identity,
+                "leaseDurationSeconds": int(self.duration.total_seconds()),
+                "acquireTime": _micro(moment),
+                "renewTime": _micro(moment),
+            },
+        }
+
+    def renew(self) -> None:
+        """Create or renew the Lease (raises on failure)."""
+        moment = self.clock()
+        body = self.body(moment)
+        try:
+            self.api.patch_namespaced_lease(
+                self.name,
+                self.namespace,
+                {"spec": {"holderIdentity": self.identity, "renewTime": _micro(moment)}},
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            try:
+                self.api.create_namespaced_lease(self.namespace, body)
+            except ApiException as created:
+                if created.status != 409:
+                    raise
+        self._renewed = moment
+
+    def start(self) -> None:
+        """Renew once (so nothing is claimed before the Lease exists), then keep renewing."""
+        self.renew()
+        self._thread.start()
+
+    def stop(self, release: bool = True) -> None:
+        """Stop renewing; with `release`, delete the Lease so a successor takes over at once."""
+        self._stop.set()
+        if release:
+            try:
+                self.api.delete_namespaced_lease(self.name, self.namespace)
+            except ApiException as exc:
+                if exc.status != 404:
+                    log.warning(
+                        "could not delete the operator Lease %s/%s: %s", self.namespace, self.name, exc
+                    )
+            except Exception:
+                log.exception("could not delete the operator Lease %s/%s", self.namespace, self.name)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(RENEW_EVERY.total_seconds()):
+            try:
+                self.renew()
+            except Exception as exc:
+                log.warning("operator Lease %s/%s not renewed: %s", self.namespace, self.name, exc)
+
+    def valid(self, moment: dt.datetime) -> bool:
+        """Whether others still see us alive with a margin (a renewal period before the end)."""
+        if self._renewed is None:
+            return False
+        return moment - self._renewed < self.duration - RENEW_EVERY
+
+    # --- theirs --------------------------------------------------------------------------
+
+    def holder_is_live(self, holder: str, moment: dt.datetime) -> bool:
+        if holder == self.identity:
+            return self.valid(moment)
+        return is_live(self._lease_of(holder), holder, moment)
+
+    def _lease_of(self, holder: str) -> Obj | None:
+        name = lease_name(holder)
+        if self._read is not None:
+            return self._read(self.namespace, name)
+        try:
+            found: Any = self.api.read_namespaced_lease(name, self.namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        plain: Obj = self.kube.api.sanitize_for_serialization(found)
+        return plain

@@ -1,0 +1,381 @@
+"""Drives one ChaosRun through its phases, one journaled step at a time (runs/journal.py).
+
+The driver is an asyncio task: it holds a thread only for the length of each API call. Which
+targets and how bad come from `core`; observation from runs/observer.py; targets from
+runs/targeting.py; the fault itself from its engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Sequence
+
+from aftershock import failpoints
+from aftershock.api.common import Finding, RunPhase, Severity, Verdict, worst
+from aftershock.api.durations import parse_duration
+from aftershock.api.experiment import ChaosExperiment
+from aftershock.api.run import ChaosRun, ChaosRunSpec
+from aftershock.core.naming import SKIP_MESSAGE_ANNOTATION, SKIP_REASON_ANNOTATION
+from aftershock.core.times import parse_time
+from aftershock.engines.base import EngineError, Note
+from aftershock.kube import Conflict, NotFound, Obj, forbidden
+from aftershock.metrics import ACTIVE_FAULTS, INJECTIONS
+from aftershock.runs import observer, targeting
+from aftershock.runs.base import Abort, LostClaim, RunEnv, Stop
+from aftershock.runs.engine_access import engine_for, has_engine, inject_context
+from aftershock.runs.journal import Journal, fault_kind, phase_of, unrevertable_finding, with_notes
+
+log = logging.getLogger(__name__)
+
+REVERT_PATIENCE = dt.timedelta(seconds=20)
+ABORT_PATIENCE = dt.timedelta(seconds=10)
+ACTIVE = (RunPhase.INJECTING, RunPhase.OBSERVING, RunPhase.REVERTING)
+
+
+def deadline_grace(timeout: dt.timedelta) -> dt.timedelta:
+    """Slack after fault.duration + recovery.timeout before the dead-man's switch fires: half the
+    timeout, at least 5 s and at most a minute."""
+    return min(dt.timedelta(minutes=1), max(dt.timedelta(seconds=5), timeout / 2))
+
+
+class RunDriver:
+    def __init__(self, env: RunEnv, namespace: str, name: str) -> None:
+        self.env = env
+        self.namespace = namespace
+        self.name = name
+        self.journal = Journal(env, namespace, name)
+
+    def now(self) -> dt.datetime:
+        return self.env.clock()
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def drive(self, stop: Stop) -> None:
+        """Advance the run one journaled step at a time until it is terminal or we must stop."""
+        while True:
+            try:
+                obj = await self.journal.read()
+            except NotFound:
+                return
+            run = ChaosRun.from_body(obj)
+            raw_phase = phase_of(obj)
+            phase = RunPhase(raw_phase) if raw_phase else None
+            if phase is not None and phase.is_terminal:
+                return
+            if obj["metadata"].get("deletionTimestamp") or stop.deleted():
+                await self.abort(
+                    obj, run, "Deleted", "the run (or its experiment) was deleted while it was active"
+                )
+                return
+            if stop.exiting():
+                return
+            kill_switch = self.env.suspended()
+            if kill_switch and phase in ACTIVE:
+                await self.abort(obj, run, "PolicySuspended", kill_switch)
+                return
+            try:
+                if phase in ACTIVE:
+                    if run.status.deadline is not None and self.now() > run.status.deadline:
+                        await self.close_after_deadline(obj, run)
+                        continue
+                    if run.status.claimed_by != self.env.identity:
+                        if self.journal.claim_is_live(run):
+                            await stop.wait(1.0)  # someone else drives it; watch until it ends or lapses
+                            continue
+                        await self.journal.take_over(obj, run)
+                        continue
+                    if not self.env.claims.valid(self.now()):
+                        await stop.wait(1.0)  # our own Lease lapsed: act on nothing until it is renewed
+                        continue
+                if phase is None:
+                    await self.start(obj, run)
+                elif phase is RunPhase.PENDING:
+                    await targeting.prepare(self.env, self.journal, obj, run, stop)
+                elif phase is RunPhase.INJECTING:
+                    await self.inject(obj, run)
+                elif phase is RunPhase.OBSERVING:
+                    await self.observe(obj, run, stop)
+                elif phase is RunPhase.REVERTING:
+                    await self.revert_and_recover(obj, run, stop)
+            except Conflict:
+                log.info("run %s/%s changed while we wrote it; re-reading", self.namespace, self.name)
+            except LostClaim:
+                log.info("run %s/%s: not ours to drive now (%s)", self.namespace, self.name, "claim")
+                await stop.wait(1.0)
+            except NotFound:
+                return
+            except (EngineError, Abort) as exc:
+                await self.error(obj, run, exc.reason, exc.message)
+            except Exception as exc:
+                denied = forbidden(exc)
+                if denied is None:
+                    raise
+                # RBAC denied: the chaos cannot be carried out; retrying would not change that
+                await self.error(obj, run, "Forbidden", f"the operator is not allowed to do this: {denied}")
+
+    # --- steps ---------------------------------------------------------------------------
+
+    async def start(self, obj: Obj, run: ChaosRun) -> None:
+        annotations = obj["metadata"].get("annotations") or {}
+        if SKIP_REASON_ANNOTATION in annotations:  # created only to record a skipped slot
+            await self.journal.transition(
+                obj,
+                run,
+                RunPhase.SKIPPED,
+                annotations[SKIP_REASON_ANNOTATION],
+                annotations.get(SKIP_MESSAGE_ANNOTATION, "the slot was skipped"),
+            )
+            return
+        if not run.spec.is_complete():
+            await self.fill_spec(obj, run)
+            return
+        spec = run.spec
+        assert spec.fault is not None and spec.recovery is not None
+        held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
+        timeout = parse_duration(spec.recovery.timeout)
+        deadline = self.now() + held + timeout + deadline_grace(timeout)
+        if has_engine(run):  # e.g. Litmus starts a runner pod and a Job before the chaos
+            deadline += dt.timedelta(seconds=engine_for(run).start_allowance())
+        status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
+        await self.journal.transition(
+            obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status
+        )
+
+    async def fill_spec(self, obj: Obj, run: ChaosRun) -> None:
+        """A run made by hand names only its experiment: copy the rest from it (once; frozen after)."""
+        kube = self.env.kube
+        try:
+            experiment = ChaosExperiment.from_body(
+                await self.env.io(kube.get, "ChaosExperiment", self.namespace, run.spec.experiment)
+            )
+        except NotFound as exc:
+            raise Abort(
+                "ExperimentNotFound",
+                f"ChaosExperiment {run.spec.experiment} does not exist in namespace {self.namespace}; nothing was injected",
+            ) from exc
+        scheduled = (
+            run.spec.scheduled_time or parse_time(obj["metadata"].get("creationTimestamp")) or self.now()
+        )
+        full = ChaosRunSpec.from_experiment(run.spec.experiment, experiment.spec, scheduled)
+        merged = {**full.to_json(), **{k: v for k, v in run.spec.to_json().items() if v is not None}}
+        await self.env.io(kube.patch_spec, "ChaosRun", self.namespace, self.name, merged)
+
+    async def inject(self, obj: Obj, run: ChaosRun) -> None:
+        engine = engine_for(run)
+        ctx = inject_context(self.env, self.namespace, self.name, run)
+        targets = [t.model_copy() for t in run.status.targets]
+        for target in targets:
+            if target.injected_at is not None:
+                continue  # journaled as done: never inject twice
+            applied = await self.env.io(engine.inject, ctx, target)
+            target.injected_at = applied or self.now()
+            INJECTIONS.labels(engine.kind).inc()
+        await self.env.io(failpoints.reached, "Injected")
+        status = run.status.model_copy(update={"targets": targets})
+        ACTIVE_FAULTS.labels(engine.kind).inc()
+        what = (
+            f"holding the fault for {run.spec.fault.duration}"
+            if engine.sustained and run.spec.fault and run.spec.fault.duration
+            else "waiting for the targets to recover"
+        )
+        await self.journal.transition(obj, run, RunPhase.OBSERVING, "Observing", what, status=status)
+
+    async def observe(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
+        engine = engine_for(run)
+        injected = [t.injected_at for t in run.status.targets if t.injected_at is not None]
+        injected_at = min(injected) if injected else self.now()
+        if engine.self_timed:
+            await self._follow(obj, run, stop, injected_at)
+            return
+        if engine.sustained:
+            if await observer.hold(self.env, self.journal, run, stop, injected_at):
+                fresh = await self.journal.read()
+                await self.journal.transition(
+                    fresh,
+                    ChaosRun.from_body(fresh),
+                    RunPhase.REVERTING,
+                    "Reverting",
+                    "fault held; reverting it",
+                )
+            return
+        deleted = {t.uid for t in run.status.targets if t.uid}
+        outcome = await observer.await_recovery(
+            self.env, self.journal, run, stop, since=injected_at, deleted=deleted
+        )
+        if outcome is not None:
+            await self.complete(obj, run, outcome)
+
+    async def _follow(self, obj: Obj, run: ChaosRun, stop: Stop, injected_at: dt.datetime) -> None:
+        outcome = await observer.follow(self.env, self.journal, obj, run, stop, injected_at)
+        if outcome is None:
+            return
+        if outcome.not_taken_up is not None:
+            await self.abort(obj, run, *outcome.not_taken_up)
+            return
+        followed = outcome.followed
+        assert followed is not None
+        fresh = await self.journal.read()
+        current = ChaosRun.from_body(fresh)
+        noted = with_notes(current.status.findings, current.status.severity, followed.findings)
+        status = current.status.model_copy(update={"litmus": followed.record, **noted})
+        if followed.errored is not None:
+            await self.journal.patch(fresh, status, precondition=True)
+            fresh = await self.journal.read()
+            await self.error(fresh, ChaosRun.from_body(fresh), *followed.errored)
+            return
+        await self.journal.transition(
+            fresh,
+            current,
+            RunPhase.REVERTING,
+            "Reverting",
+            followed.summary or "fault ended; cleaning up",
+            status=status,
+        )
+
+    async def revert_and_recover(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
+        """Revert (idempotent, also after a restart), then measure recovery from the revert."""
+        reverted_at = run.status.reverted_at
+        if reverted_at is None:
+            failure, notes = await self._revert(run, REVERT_PATIENCE)
+            if failure:
+                await self._unrevertable(obj, run, failure)
+                return
+            reverted_at = self.now()
+            status = run.status.model_copy(
+                update={
+                    "reverted_at": reverted_at,
+                    **with_notes(run.status.findings, run.status.severity, notes),
+                }
+            )
+            await self.journal.patch(obj, status, precondition=True)
+            obj = await self.journal.read()
+            run = ChaosRun.from_body(obj)
+        outcome = await observer.await_recovery(
+            self.env, self.journal, run, stop, since=reverted_at, deleted=set()
+        )
+        if outcome is not None:
+            await self.complete(obj, run, outcome)
+
+    async def close_after_deadline(self, obj: Obj, run: ChaosRun) -> None:
+        """Found past its deadline (the operator was away): revert, then close with a finding."""
+        deadline = run.status.deadline
+        assert deadline is not None
+        finding = Finding(
+            severity=Severity.LOW,
+            title="run closed after its deadline",
+            detail=f"the run was still {phase_of(obj)} at {self.now().isoformat()} although its deadline was"
+            f" {deadline.isoformat()} (the operator was not running); the fault was reverted and recovery was not measured",
+        )
+        await self.abort(
+            obj, run, "DeadlineExceeded", "deadline passed while the run was active", extra=[finding]
+        )
+
+    # --- endings -------------------------------------------------------------------------
+
+    async def abort(
+        self, obj: Obj, run: ChaosRun, reason: str, message: str, extra: Sequence[Finding] = ()
+    ) -> None:
+        """Revert whatever this run applied, then record Aborted (idempotent)."""
+        findings = [*run.status.findings, *extra]
+        severity = run.status.severity
+        if extra:
+            severity = max([severity or Severity.NONE, *(f.severity for f in extra)])
+        if has_engine(run):
+            # bounded: a deleted run's finalizer must be released even when the revert is impossible
+            failure, notes = await self._revert(run, ABORT_PATIENCE)
+            noted = with_notes(findings, severity, notes)
+            findings, severity = noted["findings"], noted["severity"]
+            if failure:
+                findings.append(unrevertable_finding(f"while aborting ({reason})", failure))
+                severity = Severity.CRITICAL
+                message = f"{message}; the fault could NOT be reverted: {failure}"
+        if run.status.phase is RunPhase.OBSERVING or run.status.phase is RunPhase.REVERTING:
+            ACTIVE_FAULTS.labels(fault_kind(run)).dec()
+        status = run.status.model_copy(update={"findings": findings, "severity": severity})
+        try:
+            await self.journal.transition(
+                obj, run, RunPhase.ABORTED, reason, message, status=status, precondition=False
+            )
+        except NotFound:
+            return
+
+    async def _revert(self, run: ChaosRun, patience: dt.timedelta) -> tuple[str | None, Sequence[Note]]:
+        """Revert, retrying for up to `patience`: (None, notes) on success, else what went wrong."""
+        engine = engine_for(run)
+        ctx = inject_context(self.env, self.namespace, self.name, run)
+        give_up = self.now() + patience
+        while True:
+            try:
+                return None, await self.env.io(engine.revert, ctx)
+            except EngineError:
+                raise
+            except Exception as exc:
+                error = getattr(exc, "reason", None) or str(exc)
+                status = getattr(exc, "status", None)
+                failure = f"{type(exc).__name__} {status or ''} {error}".replace("  ", " ").strip()
+                log.warning("run %s/%s: revert failed: %s", self.namespace, self.name, failure)
+                if self.now() >= give_up:
+                    return failure, ()
+                await asyncio.sleep(1.0)
+
+    async def _unrevertable(self, obj: Obj, run: ChaosRun, failure: str) -> None:
+        """The fault stays in place: the worst finding there is, recorded as such."""
+        finding = unrevertable_finding("after holding it", failure)
+        status = run.status.model_copy(
+            update={
+                "findings": [*run.status.findings, finding],
+                "severity": Severity.CRITICAL,
+                "verdict": Verdict.FAILED,
+            }
+        )
+        ACTIVE_FAULTS.labels(fault_kind(run)).dec()
+        await self.journal.transition(
+            obj,
+            run,
+            RunPhase.COMPLETED,
+            "RevertFailed",
+            f"the fault could NOT be reverted: {failure}",
+            status=status,
+        )
+
+    async def error(self, obj: Obj, run: ChaosRun, reason: str, message: str) -> None:
+        """End Errored; anything already applied is reverted first (nothing is left behind)."""
+        status = run.status
+        if any(t.injected_at for t in run.status.targets) and has_engine(run):
+            failure, notes = await self._revert(run, ABORT_PATIENCE)
+            noted = with_notes(run.status.findings, run.status.severity, notes)
+            if failure:
+                noted["findings"].append(unrevertable_finding(f"while ending the run ({reason})", failure))
+                noted["severity"] = Severity.CRITICAL
+                message = f"{message}; the fault could NOT be reverted: {failure}"
+            status = run.status.model_copy(update=noted)
+        try:
+            await self.journal.transition(
+                obj, run, RunPhase.ERRORED, reason, message, status=status, precondition=False
+            )
+        except NotFound:
+            return
+
+    async def complete(self, obj: Obj, run: ChaosRun, outcome: observer.Recovery) -> None:
+        # what was found before recovery was measured (Litmus's verdict, notes from the revert) stays
+        earlier = list(run.status.findings)
+        sev = worst([Severity(outcome.severity), *(f.severity for f in earlier)])
+        verdict = Verdict.PASSED if sev in (Severity.NONE, Severity.LOW) else Verdict.FAILED
+        status = run.status.model_copy(
+            update={
+                "targets": outcome.targets,
+                "recovery_seconds": outcome.seconds,
+                "severity": sev,
+                "verdict": verdict,
+                "findings": [*earlier, *outcome.findings],
+            }
+        )
+        ACTIVE_FAULTS.labels(fault_kind(run)).dec()
+        fresh = await self.journal.read()
+        if (fresh.get("status") or {}).get("claimedBy") not in (None, self.env.identity):
+            raise LostClaim(self.name)
+        await self.journal.transition(
+            fresh, run, RunPhase.COMPLETED, "Completed", outcome.message, status=status
+        )

@@ -1,0 +1,188 @@
+"""The run's journal: every phase is written to `status` before its side effect, under a
+resourceVersion precondition, and only along the transitions `core/phases.py` allows.
+
+Ownership: the Pending → Injecting write carries `claimedBy` (this operator's identity), so of two
+operators exactly one claims a run; the other only watches. Liveness of a claim is the holder's
+own Lease (cluster/lease.py), renewed once per operator — not a write per run. When the holder's
+Lease lapses (crash, eviction), another operator — or the same one restarted — takes the run over,
+again under a precondition. Past `status.deadline` a run is reverted and closed whoever finds it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from aftershock import failpoints
+from aftershock.api.common import Condition, Finding, RunPhase, Severity, worst
+from aftershock.api.run import ChaosRun, ChaosRunStatus
+from aftershock.core import conditions as core_conditions
+from aftershock.core.phases import check_transition
+from aftershock.engines.base import Note
+from aftershock.kube import Conflict, Obj
+from aftershock.metrics import RUNS
+from aftershock.runs.base import LostClaim, RunEnv
+
+log = logging.getLogger(__name__)
+
+WARNING_PHASES = {RunPhase.ERRORED, RunPhase.ABORTED}
+NEW_RUN_PHASES = frozenset({RunPhase.PENDING, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED})
+"""Where a run with no phase yet may go: accepted, skipped, refused, or deleted before it began."""
+
+
+def phase_of(obj: Obj) -> str | None:
+    phase = (obj.get("status") or {}).get("phase")
+    return str(phase) if phase else None
+
+
+def fault_kind(run: ChaosRun) -> str:
+    fault = run.spec.fault
+    return fault.kind if fault is not None else "unknown"
+
+
+def note_finding(note: Note) -> Finding:
+    return Finding(severity=note.severity, title=note.title, detail=note.detail)
+
+
+def with_notes(
+    findings: Sequence[Finding], severity: Severity | None, notes: Sequence[Note]
+) -> dict[str, Any]:
+    """Findings and severity with what a revert had to do added (status fields, for model_copy)."""
+    if not notes:
+        return {"findings": list(findings), "severity": severity}
+    return {
+        "findings": [*findings, *(note_finding(n) for n in notes)],
+        "severity": worst([severity or Severity.NONE, *(n.severity for n in notes)]),
+    }
+
+
+def unrevertable_finding(when: str, failure: str) -> Finding:
+    return Finding(
+        severity=Severity.CRITICAL,
+        title="fault could not be reverted",
+        detail=f"reverting the fault {when} failed: {failure}; its artifacts carry the label"
+        " aftershock.dev/run and must be removed by hand (kubectl delete networkpolicy -l aftershock.dev/run=<uid>)",
+    )
+
+
+def check_phase_change(current: str | None, new: RunPhase) -> None:
+    """Refuse a transition the phase machine does not allow (a bug or a stale view)."""
+    if current is None:
+        if new not in NEW_RUN_PHASES:
+            check_transition(RunPhase.PENDING, new)
+        return
+    if RunPhase(current) is new:
+        return  # re-journaling the same phase (a retried write) is not a transition
+    check_transition(current, new)
+
+
+class Journal:
+    """Reads and writes one run's status."""
+
+    def __init__(self, env: RunEnv, namespace: str, name: str) -> None:
+        self.env = env
+        self.namespace = namespace
+        self.name = name
+
+    async def read(self) -> Obj:
+        return await self.env.io(self.env.kube.get, "ChaosRun", self.namespace, self.name)
+
+    async def patch(self, obj: Obj, status: ChaosRunStatus, precondition: bool, attempts: int = 5) -> None:
+        """Patch status guarded by resourceVersion. Metadata churn (kopf's own annotations and
+        finalizer) also bumps resourceVersion, so on a conflict the write is retried against the
+        fresh object as long as the journal still says what we read (same phase, same claim); if
+        another writer moved either on, the Conflict propagates and the loop re-reads the journal."""
+        expected = (phase_of(obj), (obj.get("status") or {}).get("claimedBy"))
+        rv = obj["metadata"]["resourceVersion"]
+        kube = self.env.kube
+        for _ in range(attempts):
+            try:
+                await self.env.io(
+                    kube.patch_status,
+                    "ChaosRun",
+                    self.namespace,
+                    self.name,
+                    status.to_json(),
+                    resource_version=rv if precondition else None,
+                )
+                return
+            except Conflict:
+                fresh = await self.read()
+                if (phase_of(fresh), (fresh.get("status") or {}).get("claimedBy")) != expected:
+                    raise
+                rv = fresh["metadata"]["resourceVersion"]
+        raise Conflict(f"ChaosRun {self.namespace}/{self.name} kept changing while we wrote it")
+
+    async def transition(
+        self,
+        obj: Obj,
+        run: ChaosRun,
+        phase: RunPhase,
+        reason: str,
+        message: str,
+        *,
+        status: ChaosRunStatus | None = None,
+        precondition: bool = True,
+    ) -> None:
+        """Journal the new phase (with resourceVersion precondition), then announce it."""
+        check_phase_change(phase_of(obj), phase)
+        env = self.env
+        moment = env.clock()
+        new = (status or run.status).model_copy(update={"phase": phase, "reason": reason, "message": message})
+        if phase.is_terminal and new.completion_time is None:
+            new = new.model_copy(update={"completion_time": moment})
+        conditions = core_conditions.run_conditions(
+            str(phase),
+            reason,
+            message,
+            run.generation,
+            [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in new.conditions],
+            moment,
+        )
+        new = new.model_copy(
+            update={
+                "conditions": [Condition.model_validate(c) for c in conditions],
+                "observed_generation": run.generation or new.observed_generation,
+            }
+        )
+        await self.patch(obj, new, precondition)
+        log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
+        note = f"{reason}: {message}" if reason != str(phase) else message
+        await env.io(
+            env.kube.post_event, obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal"
+        )
+        await env.io(failpoints.reached, str(phase))
+        if phase.is_terminal:
+            RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
+        # not on Pending: the status refresh would delay the injection; Observing lists it as active
+        if env.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
+            try:
+                await env.on_change(self.namespace, run.spec.experiment)
+            except Exception:  # the experiment's status is a view; the run's journal is the record
+                log.exception("could not refresh the status of experiment %s", run.spec.experiment)
+
+    # --- ownership -----------------------------------------------------------------------
+
+    def claim_is_live(self, run: ChaosRun) -> bool:
+        holder = run.status.claimed_by
+        return bool(holder) and self.env.claims.holder_is_live(str(holder), self.env.clock())
+
+    async def take_over(self, obj: Obj, run: ChaosRun) -> None:
+        previous = run.status.claimed_by or "nobody"
+        status = run.status.model_copy(
+            update={"claimed_by": self.env.identity, "heartbeat_time": self.env.clock()}
+        )
+        await self.patch(obj, status, precondition=True)  # only one contender wins the stale claim
+        log.info("run %s/%s: took over from %s (its Lease lapsed)", self.namespace, self.name, previous)
+
+    def check_claim(self) -> None:
+        """Raise LostClaim when the cached run says another operator holds it, or our own Lease
+        has lapsed (another operator may be taking our runs over). No API call."""
+        if not self.env.claims.valid(self.env.clock()):
+            raise LostClaim(f"{self.name}: this operator's Lease is not renewed")
+        view = self.env.view
+        cached = view.get_run(self.namespace, self.name) if view is not None else None
+        holder = ((cached or {}).get("status") or {}).get("claimedBy")
+        if holder not in (None, self.env.identity):
+            raise LostClaim(self.name)

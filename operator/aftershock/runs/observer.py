@@ -1,0 +1,198 @@
+"""Observing a run: holding a sustained fault, following an engine that times itself, and
+measuring recovery from the pods' own Ready transitions.
+
+Every wait here is `stop.wait`: it returns early on deletion, shutdown, the kill switch or any
+change the watch-fed cache sees in the target namespace, so recovery is noticed when the pod
+event arrives, not on the next poll. The driver decides what each outcome means for the journal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from aftershock.api.common import Finding
+from aftershock.api.durations import parse_duration
+from aftershock.api.run import ChaosRun, TargetRecord
+from aftershock.core import recovery as core_recovery
+from aftershock.core.safety import effective_target_namespace
+from aftershock.core.severity import RecoveryObservation, assess, format_seconds
+from aftershock.engines.base import Followed
+from aftershock.engines.workloads import (
+    Workload,
+    find_workloads,
+    owner_uids,
+    pod_states,
+    pods_of,
+    why_not_ready,
+)
+from aftershock.kube import Obj
+from aftershock.metrics import DETECTION_LAG, RECOVERY
+from aftershock.runs.base import RunEnv, Stop
+from aftershock.runs.engine_access import engine_for, inject_context
+from aftershock.runs.journal import Journal, fault_kind
+
+WORKLOAD_REFRESH = dt.timedelta(seconds=3)
+SAFETY_WAKE = 1.0  # seconds: re-look even without an event (clock-driven limits)
+
+
+def interrupted(env: RunEnv, stop: Stop) -> bool:
+    return stop.deleted() or stop.exiting() or env.suspended() is not None
+
+
+async def hold(env: RunEnv, journal: Journal, run: ChaosRun, stop: Stop, injected_at: dt.datetime) -> bool:
+    """Keep a sustained fault in place for fault.duration; True once it has been held."""
+    assert run.spec.fault is not None
+    until = injected_at + (
+        parse_duration(run.spec.fault.duration) if run.spec.fault.duration else dt.timedelta(0)
+    )
+    while env.clock() < until:
+        if interrupted(env, stop):
+            return False
+        journal.check_claim()
+        await stop.wait(min(SAFETY_WAKE * 5, max(0.0, (until - env.clock()).total_seconds())))
+    return True
+
+
+@dataclass
+class Follow:
+    """Where a self-timed engine ended up: `followed` when it reported, or `not_taken_up`."""
+
+    followed: Followed | None = None
+    not_taken_up: tuple[str, str] | None = None
+
+
+async def follow(
+    env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: Stop, injected_at: dt.datetime
+) -> Follow | None:
+    """Follow an engine that ends the fault itself (Litmus) until it reports, journaling what it
+    says as it goes. None when interrupted (deleted, exiting, kill switch, past the deadline)."""
+    engine = engine_for(run)
+    ctx = inject_context(env, journal.namespace, journal.name, run)
+    recorded = run.status.litmus
+    while True:
+        deadline = run.status.deadline
+        if interrupted(env, stop) or (deadline is not None and env.clock() > deadline):
+            return None
+        followed = await env.io(engine.follow, ctx)
+        allowance = engine.start_allowance()
+        if followed.waiting and (env.clock() - injected_at).total_seconds() > allowance:
+            reason, message = followed.not_taken_up or ("NotResponding", "the engine did not start")
+            return Follow(not_taken_up=(reason, f"{message} (waited {allowance:.0f} s)"))
+        if followed.done:
+            return Follow(followed=followed)
+        if followed.record is not None and followed.record != recorded:
+            fresh = await journal.read()
+            status = ChaosRun.from_body(fresh).status.model_copy(update={"litmus": followed.record})
+            await journal.patch(fresh, status, precondition=True)
+            obj = await journal.read()
+            run, recorded = ChaosRun.from_body(obj), followed.record
+        journal.check_claim()
+        await stop.wait(env.poll_seconds * 4)
+
+
+@dataclass
+class Recovery:
+    """The measured outcome: what the driver journals as Completed."""
+
+    targets: list[TargetRecord]
+    seconds: float | None
+    severity: str
+    findings: tuple[Finding, ...]
+    message: str
+
+
+async def await_recovery(
+    env: RunEnv, journal: Journal, run: ChaosRun, stop: Stop, *, since: dt.datetime, deleted: set[str]
+) -> Recovery | None:
+    """Wait until every target workload is back at its desired Ready count (or give up at
+    recovery.timeout). None when interrupted."""
+    spec = run.spec
+    assert spec.target is not None and spec.recovery is not None
+    view = env.cluster()
+    targets = [t.model_copy() for t in run.status.targets]
+    objective = parse_duration(spec.recovery.objective).total_seconds()
+    timeout = parse_duration(spec.recovery.timeout).total_seconds()
+    give_up = core_recovery.recovery_deadline(since, timeout)
+    target_ns = effective_target_namespace(journal.namespace, spec.target.namespace)
+    unhealthy_at = next((t.unhealthy_at for t in targets if t.unhealthy_at), None)
+    kind = fault_kind(run)
+    # Ready lastTransitionTime has whole-second precision; the start of the last look that
+    # still saw the workload degraded is a tighter lower bound for the recovery moment
+    still_degraded_at = since
+    refresh_at: dt.datetime | None = None
+    workloads: list[Workload] = []
+    owners: dict[str, set[str]] = {}
+    while True:
+        if interrupted(env, stop):
+            return None
+        journal.check_claim()
+        seen = view.version(target_ns)
+        looked_at = env.clock()
+        if refresh_at is None or looked_at >= refresh_at:
+            # which workloads and which ReplicaSets own their pods change rarely (a rollout)
+            workloads = find_workloads(view, str(spec.target.kind), target_ns, spec.target.selector.to_json())
+            owners = {w.uid: owner_uids(view, w) for w in workloads}
+            refresh_at = looked_at + WORKLOAD_REFRESH
+        moments: list[dt.datetime | None] = []
+        all_pods: list[Obj] = []
+        ready_total = desired_total = 0
+        for workload in workloads:
+            pods = pods_of(view, workload, owners[workload.uid])
+            states = pod_states(pods, deleted)
+            all_pods.extend(pods)
+            ready_total += core_recovery.ready_count(states)
+            desired_total += workload.desired
+            moments.append(core_recovery.recovered_at(since, workload.desired, states))
+        observed_at = env.clock()
+        if unhealthy_at is None and ready_total < desired_total:
+            unhealthy_at = observed_at
+        observed = f"{ready_total}/{desired_total} pods Ready"
+        if workloads and all(m is not None for m in moments):
+            recovered = max(still_degraded_at, *(m for m in moments if m is not None))
+            seconds = core_recovery.recovery_seconds(since, recovered)
+            for target in targets:
+                target.unhealthy_at = unhealthy_at or (target.injected_at if deleted else None)
+                target.recovered_at = recovered
+            assessment = assess(
+                RecoveryObservation(
+                    recovered=True,
+                    recovery_seconds=seconds,
+                    objective_seconds=objective,
+                    timeout_seconds=timeout,
+                    observed=observed,
+                )
+            )
+            RECOVERY.labels(kind).observe(seconds)
+            DETECTION_LAG.observe(max(0.0, (observed_at - recovered).total_seconds()))
+            message = (
+                f"recovered in {format_seconds(seconds)} (objective {format_seconds(objective)}): "
+                f"{assessment.verdict}, severity {assessment.severity}"
+            )
+            return Recovery(
+                targets, seconds, str(assessment.severity), _findings(assessment.findings), message
+            )
+        still_degraded_at = looked_at
+        if observed_at >= give_up:
+            reason = why_not_ready(all_pods) if workloads else "the target workload no longer exists"
+            for target in targets:
+                target.unhealthy_at = unhealthy_at or target.injected_at
+            assessment = assess(
+                RecoveryObservation(
+                    recovered=False,
+                    recovery_seconds=None,
+                    objective_seconds=objective,
+                    timeout_seconds=timeout,
+                    not_recovered_reason=reason,
+                    observed=observed,
+                )
+            )
+            message = f"not recovered within {format_seconds(timeout)}: {reason}"
+            return Recovery(targets, None, str(assessment.severity), _findings(assessment.findings), message)
+        remaining = max(0.01, (give_up - env.clock()).total_seconds())
+        await view.wait_for_change(target_ns, seen, timeout=min(SAFETY_WAKE, remaining))
+
+
+def _findings(findings: tuple[object, ...]) -> tuple[Finding, ...]:
+    """core's findings as the API's (one Finding type is on its way; until then, convert)."""
+    return tuple(f if isinstance(f, Finding) else Finding.model_validate(f.to_dict()) for f in findings)  # type: ignore[attr-defined]

@@ -1,0 +1,182 @@
+"""Pending → Injecting: check the policy, wait for steady state, choose the targets, check the
+policy again (it may have changed while we waited), and journal the targets and the claim before
+anything is touched. Reads come from the watch-fed cache; decisions from core."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from aftershock.api.common import RunPhase
+from aftershock.api.durations import parse_duration
+from aftershock.api.run import ChaosRun, TargetRecord
+from aftershock.core import litmus as core_litmus
+from aftershock.core import policy as core_policy
+from aftershock.core.safety import effective_target_namespace
+from aftershock.core.selectors import is_empty
+from aftershock.core.targets import TargetSelectionError, select_targets
+from aftershock.engines.policy_gate import Policies, check_before_injecting, parse_policies, pdbs_for
+from aftershock.engines.workloads import Workload, find_workloads, is_ready, pods_of
+from aftershock.kube import Obj
+from aftershock.runs.base import Abort, RunEnv, Stop
+from aftershock.runs.engine_access import engine_for, inject_context
+from aftershock.runs.journal import Journal, fault_kind
+
+STEADY_PATIENCE = dt.timedelta(minutes=2)
+
+
+async def policy_check(
+    env: RunEnv, run: ChaosRun, namespace: str, name: str, target_ns: str
+) -> tuple[core_policy.Decision, Policies]:
+    kill_switch = env.suspended()
+    if kill_switch:
+        return core_policy.Decision(False, "PolicySuspended", kill_switch, None), []
+    view = env.cluster()
+    policies = parse_policies(view.policies())
+    labels = await env.io(env.kube.namespace_labels, target_ns)
+    decision = check_before_injecting(
+        policies=policies,
+        target_namespace_labels=labels,
+        active_runs=view.active_runs(),
+        run_name=name,
+        run_namespace=namespace,
+        target_namespace=target_ns,
+        fault_kind=run.spec.fault.policy_kind if run.spec.fault else "unknown",
+        operator_namespace=env.operator_namespace,
+        now=env.clock(),
+    )
+    return decision, policies
+
+
+async def wait_steady(
+    env: RunEnv, target_ns: str, workloads: list[Workload], limit: dt.timedelta, stop: Stop
+) -> list[Obj] | None:
+    """Ready candidate pods once every workload is at its desired Ready count.
+
+    Injecting into a workload that is already degraded would measure nothing, so the run waits
+    (bounded) for steady state — woken by every change the cache sees in the namespace — then
+    gives up with an Errored run rather than guessing.
+    """
+    view = env.cluster()
+    give_up = env.clock() + min(limit, STEADY_PATIENCE)
+    while True:
+        seen = view.version(target_ns)
+        candidates: list[Obj] = []
+        lagging: list[str] = []
+        for workload in workloads:
+            ready = [p for p in pods_of(view, workload) if is_ready(p)]
+            if len(ready) < workload.desired:
+                lagging.append(
+                    f"{workload.kind} {workload.name} has {len(ready)}/{workload.desired} pods Ready"
+                )
+            candidates.extend(ready)
+        if not lagging:
+            return candidates
+        if env.clock() >= give_up:
+            raise Abort("TargetNotSteady", f"{'; '.join(lagging)} before injection; nothing was injected")
+        if stop.deleted() or stop.exiting():
+            return None
+        await view.wait_for_change(target_ns, seen, timeout=1.0)
+
+
+async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: Stop) -> None:
+    """Resolve, check and journal the targets; ends Skipped when a policy says no."""
+    spec = run.spec
+    assert spec.target is not None and spec.fault is not None and spec.recovery is not None
+    namespace, name = journal.namespace, journal.name
+    target = spec.target
+    target_ns = effective_target_namespace(namespace, target.namespace)
+    # an unsupported fault, or a missing prerequisite, ends Errored before anything is resolved
+    await env.io(engine_for(run).preflight, inject_context(env, namespace, name, run))
+    decision, _ = await policy_check(env, run, namespace, name, target_ns)  # fail fast
+    if not decision.allowed:
+        await journal.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
+        return
+    selector = target.selector.to_json()
+    if is_empty(selector):
+        raise Abort("EmptySelector", "target.selector is empty; refusing to target every workload")
+    kind = str(target.kind)
+    view = env.cluster()
+    workloads = find_workloads(view, kind, target_ns, selector)
+    if not workloads:
+        raise Abort(
+            "NoTargetWorkload",
+            f"no {kind} in namespace {target_ns} matches selector {target.selector.to_query()}; nothing was injected",
+        )
+    pods = await wait_steady(env, target_ns, workloads, parse_duration(spec.recovery.timeout), stop)
+    if pods is None:
+        return
+    what = f"Ready pods of {kind} {', '.join(f'{target_ns}/{w.name}' for w in workloads)}"
+    try:
+        chosen = select_targets(
+            pods,
+            str(target.mode),
+            target.value,
+            seed=run.uid or name,
+            key=lambda p: str(p["metadata"]["name"]),
+            what=what,
+        )
+    except TargetSelectionError as exc:
+        raise Abort("NoTargets", f"{exc.reason}; nothing was injected") from exc
+    except ValueError as exc:
+        raise Abort("InvalidTarget", str(exc)) from exc
+    # the policy again, immediately before injecting: it may have changed while we waited
+    decision, policies = await policy_check(env, run, namespace, name, target_ns)
+    if decision.allowed:
+        decision = core_policy.check_blast_radius(policies, requested=len(chosen), total=len(pods))
+    if not decision.allowed:
+        await journal.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
+        return
+    budget_notes: list[str] = []
+    if core_policy.must_respect_disruption_budgets(policies):
+        kept, budget_notes = core_policy.pdb_limit(
+            [p["metadata"]["name"] for p in chosen], pdbs_for(view.list_pdbs(target_ns), chosen)
+        )
+        if not kept:
+            await journal.transition(
+                obj,
+                run,
+                RunPhase.SKIPPED,
+                "DisruptionBudget",
+                "; ".join(budget_notes) + "; nothing was injected",
+            )
+            return
+        chosen = [p for p in chosen if p["metadata"]["name"] in set(kept)]
+    records = [
+        TargetRecord(kind="Pod", name=p["metadata"]["name"], namespace=target_ns, uid=p["metadata"]["uid"])
+        for p in chosen
+    ]
+    if spec.fault.litmus is not None and spec.fault.litmus.catalog.node_env is not None:
+        nodes = core_litmus.target_nodes(chosen, single=spec.fault.litmus.catalog.single_node)
+        if not nodes:
+            raise Abort("NoTargets", "the chosen pods are not scheduled on any node; nothing was injected")
+        every = {
+            str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")
+        }
+        decision = core_policy.check_blast_radius(
+            policies, requested=len(nodes), total=len(every), unit="nodes"
+        )
+        if not decision.allowed:
+            await journal.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
+            return
+        records = [TargetRecord(kind="Node", name=n) for n in nodes]
+    names = ", ".join(r.name for r in records)
+    if spec.dry_run:
+        status = run.status.model_copy(update={"targets": records})
+        await journal.transition(
+            obj, run, RunPhase.COMPLETED, "DryRun", f"dry run: would inject into {names}", status=status
+        )
+        return
+    moment = env.clock()
+    status = run.status.model_copy(
+        update={
+            "targets": records,
+            "start_time": moment,
+            "claimed_by": env.identity,
+            "heartbeat_time": moment,
+        }
+    )
+    # the claim: of two operators writing this transition from the same journal, one wins
+    note = f" ({'; '.join(budget_notes)})" if budget_notes else ""
+    await journal.transition(
+        obj, run, RunPhase.INJECTING, "Injecting", f"{fault_kind(run)} on {names}{note}", status=status
+    )
