@@ -230,9 +230,10 @@ def test_pass_pod_delete_through_litmus(
     targets = [t["name"] for t in status["targets"]]
     assert len(targets) == 2 and set(targets) <= set(before)
     engine_name = run["metadata"]["name"]
-    assert status["litmus"]["engine"] == engine_name
-    assert status["litmus"]["verdict"] == "Pass" and status["litmus"]["probeSuccessPercentage"] == "100"
-    assert status["litmus"]["result"] == f"{engine_name}-pod-delete"
+    reported = status["engine"]
+    assert reported["name"] == "litmus" and reported["object"] == engine_name
+    assert reported["verdict"] == "Pass" and reported["details"]["probeSuccessPercentage"] == "100"
+    assert reported["details"]["result"] == f"{engine_name}-pod-delete"
     assert status["recoverySeconds"] is not None
     # exactly one engine, with the chosen pods, the duration and the run's labels
     assert list(sim.seen.values()) == [engine_name] and seen.added() == 1
@@ -309,8 +310,9 @@ def test_fail_with_probe_failures_is_a_high_finding(
     assert status["severity"] == "high"
     (finding,) = [f for f in status["findings"] if f["title"] == "Litmus verdict: Fail"]
     assert finding["severity"] == "high" and "probe success 50%" in finding["detail"]
-    assert status["litmus"]["verdict"] == "Fail" and status["litmus"]["probeSuccessPercentage"] == "50"
-    assert status["litmus"]["phase"] == "Completed_With_Probe_Failure"
+    reported = status["engine"]
+    assert reported["verdict"] == "Fail" and reported["details"]["probeSuccessPercentage"] == "50"
+    assert reported["phase"] == "Completed_With_Probe_Failure"
     assert engines(api, namespace) == []
 
 
@@ -326,7 +328,7 @@ def test_litmus_error_ends_errored_with_its_error_output(
         status = finished(chaos, "hog")["status"]
     assert status["phase"] == "Errored" and status["reason"] == "LitmusError", status
     assert "TARGET_SELECTION_ERROR" in status["message"]
-    assert "TARGET_SELECTION_ERROR" in status["litmus"]["errorOutput"]
+    assert "TARGET_SELECTION_ERROR" in status["engine"]["details"]["errorOutput"]
     assert engines(api, namespace) == []
 
 
@@ -425,7 +427,7 @@ def test_operator_killed_mid_engine_makes_no_second_engine_and_records_the_resul
         status = run["status"]
         assert status["phase"] == "Completed" and status["verdict"] == "Passed", status
         assert status["claimedBy"] == "second"
-        assert status["litmus"]["verdict"] == "Pass"
+        assert status["engine"]["verdict"] == "Pass"
     finally:
         for op in (first, second):
             if op is not None:

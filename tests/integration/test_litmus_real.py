@@ -90,5 +90,5 @@ def test_litmus_experiment_runs_for_real(
     run = wait_for(lambda: chaos.finished_run(name), timeout=900, message=f"{name} finished")
     status = run["status"]
     assert status["phase"] == "Completed", status
-    assert status["litmus"]["verdict"] == "Pass", status["litmus"]
+    assert status["engine"]["verdict"] == "Pass", status["engine"]
     assert status["recoverySeconds"] is not None

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from aftershock.api.common import Finding as ApiFinding
+from aftershock.api.run import ChaosRunStatus
 from aftershock.core.severity import (
     Assessment,
     Finding,
@@ -127,31 +129,42 @@ def test_verdict_values() -> None:
 # --- Finding ----------------------------------------------------------------------------------
 
 
-def test_finding_to_dict_shape() -> None:
-    f = Finding(Severity.MEDIUM, "Recovery slower than objective", "recovered in 7.4s, objective 5s")
-    assert f.to_dict() == {
+def test_finding_wire_shape() -> None:
+    f = Finding(
+        severity=Severity.MEDIUM,
+        title="Recovery slower than objective",
+        detail="recovered in 7.4s, objective 5s",
+    )
+    assert f.to_json() == {
         "severity": "medium",
         "title": "Recovery slower than objective",
         "detail": "recovered in 7.4s, objective 5s",
     }
 
 
+def test_finding_is_the_api_finding() -> None:
+    """One type from rating to status: what assess returns is what ChaosRun status holds."""
+    assert Finding is ApiFinding
+    status = ChaosRunStatus(findings=list(assess(obs(recovered=False, recovery_seconds=None)).findings))
+    assert ChaosRunStatus.model_validate(status.to_json()) == status
+
+
 def test_finding_roundtrip_and_coercion() -> None:
-    f = Finding(Severity.HIGH, "t", "d")
-    assert Finding.from_dict(f.to_dict()) == f
-    coerced = Finding("low", "t", "d")  # type: ignore[arg-type]
+    f = Finding(severity=Severity.HIGH, title="t", detail="d")
+    assert Finding.model_validate(f.to_json()) == f
+    coerced = Finding(severity="low", title="t", detail="d")  # type: ignore[arg-type]
     assert coerced.severity is Severity.LOW
 
 
 def test_finding_is_frozen() -> None:
-    f = Finding(Severity.LOW, "t", "d")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    f = Finding(severity=Severity.LOW, title="t", detail="d")
+    with pytest.raises(ValidationError):
         f.title = "x"  # type: ignore[misc]
 
 
 def test_finding_rejects_unknown_severity() -> None:
-    with pytest.raises(ValueError):
-        Finding("severe", "t", "d")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        Finding(severity="severe", title="t", detail="d")  # type: ignore[arg-type]
 
 
 # --- format_seconds ---------------------------------------------------------------------------

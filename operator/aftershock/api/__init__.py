@@ -52,7 +52,7 @@ from aftershock.api.policy import (
     Weekday,
     Window,
 )
-from aftershock.api.run import ChaosRun, ChaosRunSpec, ChaosRunStatus, TargetRecord
+from aftershock.api.run import ChaosRun, ChaosRunSpec, ChaosRunStatus, EngineRecord, TargetRecord
 
 __all__ = [
     "DURATION_PATTERN",
@@ -77,6 +77,7 @@ __all__ = [
     "Condition",
     "ConditionStatus",
     "Duration",
+    "EngineRecord",
     "Fault",
     "FaultKindName",
     "Finding",

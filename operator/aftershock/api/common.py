@@ -340,6 +340,10 @@ TERMINAL_PHASES: Final = frozenset({RunPhase.COMPLETED, RunPhase.ABORTED, RunPha
 class Finding(ApiModel):
     """Something a run observed, rated by severity, with the evidence (times, counts) behind it."""
 
+    # the one finding type: core rates runs with it, engines report with it, status holds it;
+    # frozen, since evidence is never edited after the fact
+    model_config = ConfigDict(frozen=True)
+
     severity: Severity = Field(description="How bad it is: none, low, medium, high or critical.")
     title: str = Field(description="One line naming what was found.")
     detail: str = Field(default="", description="The evidence: times, counts, names.")

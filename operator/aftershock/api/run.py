@@ -8,8 +8,9 @@ with only ``spec.experiment`` and let the operator fill in the rest once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, Final
+from typing import Annotated, Any, ClassVar, Final, Self
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
@@ -117,20 +118,30 @@ class TargetRecord(ApiModel):
     recovered_at: AwareDatetime | None = Field(default=None, description="When it was seen healthy again.")
 
 
-class LitmusRecord(ApiModel):
-    """What Litmus reported for this run (kept here: its ChaosEngine and ChaosResult are removed)."""
+class EngineRecord(ApiModel):
+    """What the fault's engine reported for this run, in one shape for every engine. Kept here
+    because the engine's own objects (a Litmus ChaosEngine and its ChaosResult) are removed when
+    the run is done."""
 
-    engine: str = Field(max_length=253, description="Name of the ChaosEngine the run created.")
-    result: str | None = Field(default=None, max_length=253, description="Name of its ChaosResult.")
+    name: str = Field(max_length=63, description="The engine, by fault kind: e.g. litmus.")
+    object: str | None = Field(
+        default=None,
+        max_length=253,
+        description="Name of the engine's own object for this run, e.g. the Litmus ChaosEngine.",
+    )
     verdict: str | None = Field(
-        default=None, max_length=64, description="Litmus's verdict: Pass, Fail, Error or Stopped."
+        default=None,
+        max_length=64,
+        description="The engine's verdict in its own words (Litmus: Pass, Fail, Error or Stopped).",
     )
-    phase: str | None = Field(default=None, max_length=64, description="The ChaosResult's phase.")
-    probe_success_percentage: str | None = Field(
-        default=None, max_length=16, description="Share of Litmus probes that passed, as Litmus reports it."
+    phase: str | None = Field(
+        default=None, max_length=64, description="The engine's phase (Litmus: the ChaosResult's phase)."
     )
-    error_output: str | None = Field(
-        default=None, max_length=4096, description="Litmus's errorOutput: code and reason."
+    details: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        max_length=16,
+        description="More of what the engine reported, by name (Litmus: result, the ChaosResult's name;"
+        " probeSuccessPercentage; errorOutput, Litmus's error code and reason).",
     )
     finished_at: AwareDatetime | None = Field(default=None, description="When the engine was seen finished.")
 
@@ -173,7 +184,9 @@ class ChaosRunStatus(ApiModel):
     recovery_seconds: float | None = Field(
         default=None, description="Seconds from injection until all targets had recovered."
     )
-    litmus: LitmusRecord | None = Field(default=None, description="For Litmus faults: what Litmus reported.")
+    engine: EngineRecord | None = Field(
+        default=None, description="What the fault's engine reported (engines that report, e.g. litmus)."
+    )
     verdict: Verdict | None = Field(
         default=None,
         description="Passed or Failed; only for Completed runs (Passed when severity is none or low).",
@@ -187,6 +200,17 @@ class ChaosRunStatus(ApiModel):
         description="Standard conditions (Ready, Reconciling, Stalled).",
         json_schema_extra=CONDITIONS_LIST_SCHEMA,
     )
+
+    # --- temporary: the run driver (runs/observer.py, runs/driver.py) still says status.litmus; remove
+    # --- both once it says status.engine (issue 11)
+    @property
+    def litmus(self) -> EngineRecord | None:
+        return self.engine
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        if update and "litmus" in update:
+            update = {("engine" if key == "litmus" else key): value for key, value in update.items()}
+        return super().model_copy(update=update, deep=deep)
 
 
 class ChaosRun(ResourceModel):

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# The scale and the verdict are the API's own enums (one class each, so a core Severity *is* the
-# Severity a status model holds); this module re-exports them with `worst` for its callers.
-from aftershock.api.common import Severity, Verdict, worst
+# The scale, the verdict and the finding are the API's own types (one class each, so a core
+# Finding *is* the Finding a status holds); this module re-exports them with `worst` for its callers.
+from aftershock.api.common import Finding, Severity, Verdict, worst
 
 __all__ = [
     "Assessment",
@@ -38,27 +38,6 @@ __all__ = [
 def verdict_for(severity: Severity | str) -> Verdict:
     """Passed for none/low, Failed for medium and worse."""
     return Verdict.PASSED if Severity(severity).rank <= Severity.LOW.rank else Verdict.FAILED
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One rated observation; `detail` always carries the evidence (times, counts)."""
-
-    severity: Severity
-    title: str
-    detail: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "severity", Severity(self.severity))
-
-    def to_dict(self) -> dict[str, str]:
-        """The shape of ``status.findings[]``."""
-        return {"severity": self.severity.value, "title": self.title, "detail": self.detail}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Finding:
-        """Read a finding back from a run's status (e.g. for reports)."""
-        return cls(Severity(data["severity"]), str(data["title"]), str(data["detail"]))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,7 +99,7 @@ class Assessment:
         return {
             "severity": self.severity.value,
             "verdict": self.verdict.value,
-            "findings": [f.to_dict() for f in self.findings],
+            "findings": [f.to_json() for f in self.findings],
         }
 
 
@@ -147,18 +126,18 @@ def assess(obs: RecoveryObservation) -> Assessment:
     if not obs.reverted:
         findings.append(
             Finding(
-                Severity.CRITICAL,
-                "Fault could not be reverted",
-                "the revert failed, the fault may still be active: "
+                severity=Severity.CRITICAL,
+                title="Fault could not be reverted",
+                detail="the revert failed, the fault may still be active: "
                 f"{obs.revert_error or 'no error recorded'}",
             )
         )
     if obs.outside_damage:
         findings.append(
             Finding(
-                Severity.CRITICAL,
-                "Damage beyond the declared targets",
-                f"observed outside the targets: {obs.outside_damage}",
+                severity=Severity.CRITICAL,
+                title="Damage beyond the declared targets",
+                detail=f"observed outside the targets: {obs.outside_damage}",
             )
         )
     if not in_time:
@@ -171,38 +150,44 @@ def assess(obs: RecoveryObservation) -> Assessment:
             detail = f"not recovered within the {timeout} timeout: {reason}"
         if obs.observed:
             detail += f"; last observed: {obs.observed}"
-        findings.append(Finding(Severity.HIGH, "Target did not recover within the timeout", detail))
+        findings.append(
+            Finding(severity=Severity.HIGH, title="Target did not recover within the timeout", detail=detail)
+        )
     if obs.probes_failed_at_end:
         names = ", ".join(obs.probes_failed_at_end)
         count = len(obs.probes_failed_at_end)
         findings.append(
             Finding(
-                Severity.HIGH,
-                "Steady-state probe stayed failed",
-                f"{count} probe{'s' if count != 1 else ''} still failing at the end of the run: {names}",
+                severity=Severity.HIGH,
+                title="Steady-state probe stayed failed",
+                detail=f"{count} probe{'s' if count != 1 else ''} still failing at the end of the run: {names}",
             )
         )
     if in_time and obs.recovery_seconds is not None and obs.recovery_seconds > obs.objective_seconds:
         over = format_seconds(obs.recovery_seconds - obs.objective_seconds)
         findings.append(
             Finding(
-                Severity.MEDIUM,
-                "Recovery slower than objective",
-                f"recovered in {format_seconds(obs.recovery_seconds)}, objective {objective} ({over} over)",
+                severity=Severity.MEDIUM,
+                title="Recovery slower than objective",
+                detail=f"recovered in {format_seconds(obs.recovery_seconds)}, objective {objective} ({over} over)",
             )
         )
     if obs.probe_failures_transient:
         n = obs.probe_failures_transient
         findings.append(
             Finding(
-                Severity.LOW,
-                "Transient probe failures",
-                f"probes failed {n} time{'s' if n != 1 else ''} during the run and passed again; {context}",
+                severity=Severity.LOW,
+                title="Transient probe failures",
+                detail=f"probes failed {n} time{'s' if n != 1 else ''} during the run and passed again; {context}",
             )
         )
     if obs.lost_capacity:
         findings.append(
-            Finding(Severity.LOW, "Capacity lost during the fault", f"{obs.lost_capacity}; {context}")
+            Finding(
+                severity=Severity.LOW,
+                title="Capacity lost during the fault",
+                detail=f"{obs.lost_capacity}; {context}",
+            )
         )
 
     findings.sort(key=lambda f: -f.severity.rank)  # stable: rule order within a severity

@@ -21,7 +21,7 @@ from aftershock.core.watch_scope import Scope
 
 @dataclass(frozen=True)
 class Artifact:
-    kind: str  # NetworkPolicy | PodLabel | ChaosEngine
+    kind: str  # an engine's artifact kind (engines/registry.py): NetworkPolicy, PodLabel, ChaosEngine
     namespace: str
     name: str
     run_uid: str

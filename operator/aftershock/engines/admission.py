@@ -3,13 +3,14 @@
 The same policy rules are checked again right before injecting (engines/policy_gate.py); this is
 the early, friendly copy. It adds what only admission knows: who is asking. For cross-namespace
 targets the requesting user must be able to do the damage directly (SubjectAccessReview), so
-nobody gains power through the operator.
+nobody gains power through the operator. What that damage is, each fault's engine declares
+(engines/registry.py); a fault kind without an engine is refused.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,22 +22,11 @@ from aftershock.core import policy as core_policy
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.schedule import ScheduleError, parse_schedule
 from aftershock.core.targets import count_for_mode
+from aftershock.engines.base import Permission
 from aftershock.engines.policy_gate import load_policies
+from aftershock.engines.registry import REGISTRY, FaultEngine, Registry, UnknownFault, engine_of
 from aftershock.engines.workloads import find_workloads
 from aftershock.kube import Kube
-
-# what a fault does, as the verbs a user would need to do it by hand: (verb, group, resource, subresource)
-DAMAGE: dict[str, list[tuple[str, str, str, str | None]]] = {
-    "podDelete": [("delete", "", "pods", None)],
-    "networkPartition": [
-        ("create", "networking.k8s.io", "networkpolicies", None),
-        ("patch", "", "pods", None),
-    ],
-    "nodeDrain": [("patch", "", "nodes", None), ("create", "", "pods", "eviction")],
-    # Litmus acts with its own ServiceAccount: the author must be able to start Litmus there
-    "litmus": [("create", "litmuschaos.io", "chaosengines", None)],
-    "litmusNode": [("create", "litmuschaos.io", "chaosengines", None), ("patch", "", "nodes", None)],
-}
 
 
 class Refused(Exception):
@@ -60,6 +50,7 @@ def check_experiment(
     user: Mapping[str, Any],
     operator_namespace: str | None,
     now: dt.datetime,
+    registry: Registry = REGISTRY,
 ) -> Outcome:
     try:
         spec = ChaosExperimentSpec.model_validate(spec_data)
@@ -79,6 +70,7 @@ def check_experiment(
         operator_namespace=operator_namespace,
         now=now,
         runs_now=not spec.schedule and not spec.suspend,
+        registry=registry,
     )
 
 
@@ -92,7 +84,10 @@ def check_action(
     operator_namespace: str | None,
     now: dt.datetime,
     runs_now: bool,
+    registry: Registry = REGISTRY,
 ) -> Outcome:
+    engine = engine_or_refuse(fault, registry)  # first: before anything is looked up
+    fault_kind = engine.policy_kind(fault)
     outcome = Outcome()
     target_ns = effective_target_namespace(namespace, target.namespace)
     labels = kube.namespace_labels(target_ns)
@@ -104,7 +99,7 @@ def check_action(
         experiment_namespace=namespace,
         target_namespace=target_ns,
         target_namespace_labels=labels,
-        fault_kind=fault.policy_kind,
+        fault_kind=fault_kind,
         operator_namespace=operator_namespace,
     )
     if not decision.allowed:
@@ -119,10 +114,8 @@ def check_action(
         timing = core_policy.check_time(policies, now=now)
         if not timing.allowed:
             raise Refused(timing.message)
-    if target_ns != namespace or fault.policy_kind in NODE_FAULT_KINDS:
-        _require_could_do_it(kube, user, target_ns, fault.policy_kind)
-    if fault.litmus is not None and fault.litmus.provision_service_account:
-        _require_could_do_it(kube, user, target_ns, PROVISIONING)
+    needed = required_permissions(engine, fault, cross_namespace=target_ns != namespace)
+    _require_could_do_it(kube, user, target_ns, fault_kind, needed)
     if policies:
         workloads = find_workloads(kube, str(target.kind), target_ns, target.selector.to_json())
         total = sum(w.desired for w in workloads)
@@ -138,33 +131,55 @@ def check_action(
     return outcome
 
 
-PROVISIONING = "litmus provisionServiceAccount"
-DAMAGE[PROVISIONING] = [
-    # granting a ServiceAccount permissions is a power of its own: only for who could do it directly
-    ("create", "", "serviceaccounts", None),
-    ("create", "rbac.authorization.k8s.io", "roles", None),
-    ("create", "rbac.authorization.k8s.io", "rolebindings", None),
-]
+def engine_or_refuse(fault: Fault, registry: Registry = REGISTRY) -> FaultEngine:
+    """The fault's engine. Fails closed: a fault kind without an engine is refused, never waved
+    through unreviewed (its damage would be unknown)."""
+    try:
+        return engine_of(fault, registry)
+    except UnknownFault as exc:
+        raise Refused(
+            f"fault kind {fault.kind} cannot be used: this operator has no fault engine for it"
+            f" (it can run {', '.join(sorted(registry)) or 'nothing'}); upgrade the operator or"
+            " choose one of those"
+        ) from exc
 
 
-def _require_could_do_it(kube: Kube, user: Mapping[str, Any], namespace: str, fault_kind: str) -> None:
+def required_permissions(
+    engine: FaultEngine, fault: Fault, *, cross_namespace: bool
+) -> tuple[Permission, ...]:
+    """What the author must be allowed to do themselves (SubjectAccessReview), as the engine
+    declares it: its damage when the experiment reaches beyond its own namespace (another
+    namespace, or cluster-scoped objects such as nodes), and what the run would grant others,
+    always."""
+    damage = engine.damage(fault)
+    reaches_out = (
+        cross_namespace
+        or engine.policy_kind(fault) in NODE_FAULT_KINDS
+        or any(not p.namespaced for p in damage)
+    )
+    return (*(damage if reaches_out else ()), *engine.grants(fault))
+
+
+def _require_could_do_it(
+    kube: Kube, user: Mapping[str, Any], namespace: str, fault_kind: str, needed: Sequence[Permission]
+) -> None:
     username = str(user.get("username") or "")
     groups = [str(g) for g in user.get("groups") or []]
-    for verb, group, resource, subresource in DAMAGE.get(fault_kind, []):
+    for permission in needed:
         allowed = kube.can_i(
             username,
             groups,
-            namespace=namespace,
-            verb=verb,
-            resource=resource,
-            group=group,
-            subresource=subresource,
+            namespace=namespace if permission.namespaced else "",  # "": cluster-scoped
+            verb=permission.verb,
+            resource=permission.resource,
+            group=permission.group,
+            subresource=permission.subresource,
             uid=user.get("uid"),
             extra=user.get("extra"),
         )
         if not allowed:
-            what = f"{resource}/{subresource}" if subresource else resource
             raise Refused(
-                f"{username} may not {verb} {what} in namespace {namespace}, so may not target it with {fault_kind}:"
-                " an experiment can do no more than its author could do directly"
+                f"{username} may not {permission.describe(namespace)}, so may not target namespace"
+                f" {namespace} with {fault_kind}: an experiment can do no more than its author could do"
+                " directly"
             )

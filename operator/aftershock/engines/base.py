@@ -1,17 +1,32 @@
-"""The protocol every fault engine follows: check, inject, then revert. Observation of recovery is
-shared (the runner's observer), so that severity means the same whatever engine caused the fault."""
+"""The building blocks fault engines are made of: what they are given (InjectContext), what they
+report (Followed, findings), what they declare (Permission, ArtifactFinder) and how they fail
+(EngineError). The protocol and the table of engines are in engines/registry.py.
+
+Observation of recovery is shared (the runner's observer), so that severity means the same
+whatever engine caused the fault.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-from aftershock.api.common import Severity
+from aftershock.api.common import Finding
 from aftershock.api.experiment import Fault, Target
-from aftershock.api.run import LitmusRecord, TargetRecord
-from aftershock.kube import Kube
+from aftershock.api.run import EngineRecord, TargetRecord
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
+from aftershock.core.sweep import Artifact
+from aftershock.core.watch_scope import Scope
+from aftershock.kube import Kube, Obj
+
+if TYPE_CHECKING:
+    from aftershock.engines.registry import FaultEngine
+
+Note = Finding
+"""What a revert or a self-timed engine found that the run must record. Kept as a name for the
+run driver's imports; it *is* the API's Finding (one type from engine to status)."""
 
 
 class EngineError(Exception):
@@ -36,62 +51,102 @@ class InjectContext:
 
 
 @dataclass(frozen=True)
-class Note:
-    """Something a revert had to do that the run must record (a finding of this severity)."""
-
-    severity: Severity
-    title: str
-    detail: str
-
-
-@dataclass(frozen=True)
 class Followed:
     """What a self-timed engine (one that ends its fault itself, like Litmus) reports."""
 
     done: bool
     waiting: bool = False  # the engine has not been taken up yet
-    record: LitmusRecord | None = None
-    findings: tuple[Note, ...] = ()
+    record: EngineRecord | None = None  # for status.engine
+    findings: tuple[Finding, ...] = ()
     errored: tuple[str, str] | None = None  # (reason, message): the chaos was not carried out
     not_taken_up: tuple[str, str] | None = None  # (reason, message) if waiting past start_allowance
     summary: str = ""
 
 
-class FaultEngine(Protocol):
-    """One fault kind. Every method must be idempotent: a resumed run calls them again."""
+class TargetUnit(StrEnum):
+    """What a fault acts on: the chosen pods themselves, or the nodes they run on."""
+
+    PODS = "pods"
+    NODES = "nodes"
+
+
+@dataclass(frozen=True)
+class Permission:
+    """One thing a fault does, as the request a person would need to make to do it by hand. The
+    author of a cross-namespace or node experiment must be allowed it (SubjectAccessReview)."""
+
+    verb: str
+    group: str
+    resource: str
+    subresource: str | None = None
+    namespaced: bool = True  # False: cluster-scoped (nodes), reviewed for no namespace at all
+
+    def describe(self, namespace: str) -> str:
+        what = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return f"{self.verb} {what} in namespace {namespace}" if self.namespaced else f"{self.verb} {what}"
+
+
+@dataclass(frozen=True)
+class ArtifactFinder:
+    """One kind of object a fault leaves in the cluster while it is held, found by the
+    ``aftershock.dev/run`` label, so the sweeper and the kill switch can remove it after a crash
+    even when the run is gone.
+
+    `find` lists the objects carrying the label in a scope (None: every namespace); `remove`
+    undoes one (idempotent: already gone is fine); `by_hand` is the command a person runs when
+    even that fails (``{uid}`` stands for the run's uid).
+    """
 
     kind: str
-    sustained: bool  # held for fault.duration and reverted (True), or a one-shot action (False)
-    self_timed: bool  # ends the fault itself and says so through follow() (Litmus)
+    find: Callable[[Kube, Scope], list[Obj]]
+    remove: Callable[[Kube, Artifact], None]
+    by_hand: str
 
-    def preflight(self, ctx: InjectContext) -> None:
-        """Raise EngineError when a prerequisite is missing (before anything is chosen or touched)."""
-        ...
+    def artifacts(self, kube: Kube, scope: Scope) -> list[Artifact]:
+        """What `find` returns, as the sweeper's Artifacts (objects without the label are skipped)."""
+        found = []
+        for obj in self.find(kube, scope):
+            meta = obj.get("metadata") or {}
+            labels: Mapping[str, Any] = meta.get("labels") or {}
+            if LABEL_RUN not in labels:
+                continue
+            found.append(
+                Artifact(
+                    self.kind,
+                    str(meta.get("namespace") or ""),
+                    str(meta["name"]),
+                    str(labels[LABEL_RUN]),
+                    labels.get(LABEL_RUN_NAMESPACE),
+                )
+            )
+        return found
 
-    def start_allowance(self) -> float:
-        """Seconds the fault may take to start after injection (added to the run's deadline)."""
-        ...
 
-    def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
-        """Apply the fault to one recorded target; the time it took effect, or None if the target
-        was already gone (deleted by an earlier attempt, or by someone else)."""
-        ...
-
-    def follow(self, ctx: InjectContext) -> Followed:
-        """For self-timed engines: where the fault is now."""
-        ...
-
-    def revert(self, ctx: InjectContext) -> Sequence[Note]:
-        """Undo everything this run applied; safe to call any number of times. Returns what had to
-        be done that the run should record."""
-        ...
+def distinct_nodes(pods: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The nodes the pods are scheduled on, each once, in the pods' order (unscheduled pods add none)."""
+    nodes = (str(node) for p in pods if (node := (p.get("spec") or {}).get("nodeName")))
+    return list(dict.fromkeys(nodes))
 
 
 class Native:
-    """Defaults for the engines aftershock carries out itself: no prerequisites, and the runner
-    times the fault."""
+    """Defaults for the engines aftershock carries out itself on the chosen pods: no prerequisites,
+    the runner times the fault, and nothing reaches beyond the target namespace."""
 
     self_timed = False
+    artifacts: tuple[ArtifactFinder, ...] = ()
+    kind: str
+
+    def policy_kind(self, fault: Fault) -> str:
+        return self.kind
+
+    def grants(self, fault: Fault) -> tuple[Permission, ...]:
+        return ()
+
+    def target_unit(self, fault: Fault) -> TargetUnit:
+        return TargetUnit.PODS
+
+    def node_targets(self, fault: Fault, pods: Sequence[Mapping[str, Any]]) -> list[str]:
+        return distinct_nodes(pods)
 
     def preflight(self, ctx: InjectContext) -> None:
         return None
@@ -101,3 +156,26 @@ class Native:
 
     def follow(self, ctx: InjectContext) -> Followed:
         return Followed(done=True)
+
+
+def __getattr__(name: str) -> Any:
+    """`FaultEngine` moved to engines/registry.py; the run driver still imports it from here."""
+    if name == "FaultEngine":
+        from aftershock.engines import registry
+
+        return registry.FaultEngine
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "ArtifactFinder",
+    "EngineError",
+    "FaultEngine",
+    "Followed",
+    "InjectContext",
+    "Native",
+    "Note",
+    "Permission",
+    "TargetUnit",
+    "distinct_nodes",
+]

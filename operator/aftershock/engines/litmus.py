@@ -16,12 +16,23 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aftershock.api.common import Severity
-from aftershock.api.run import LitmusRecord, TargetRecord
+from aftershock.api.common import Finding, Severity
+from aftershock.api.experiment import Fault
+from aftershock.api.run import EngineRecord, TargetRecord
 from aftershock.core import litmus
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
-from aftershock.engines.base import EngineError, Followed, InjectContext, Note
-from aftershock.kube import Conflict, Kube, Obj, now
+from aftershock.core.sweep import Artifact
+from aftershock.core.watch_scope import Scope
+from aftershock.engines.base import (
+    ArtifactFinder,
+    EngineError,
+    Followed,
+    InjectContext,
+    Permission,
+    TargetUnit,
+    distinct_nodes,
+)
+from aftershock.kube import Conflict, Kube, Obj, forbidden, now
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +65,76 @@ def _get(kube: Kube, plural: str, namespace: str, name: str) -> Obj | None:
     return kube.get_foreign(litmus.GROUP, litmus.VERSION, plural, namespace, name)
 
 
+def _find_engines(kube: Kube, scope: Scope) -> list[Obj]:
+    """Our ChaosEngines; none when Litmus is not installed or the operator may not read them
+    (Helm: litmus.enabled=false), so the other artifacts are still swept."""
+    try:
+        return kube.list_foreign(litmus.GROUP, litmus.VERSION, ENGINES, scope, LABEL_RUN)
+    except Exception as exc:
+        if forbidden(exc) is None:
+            raise
+        return []
+
+
+def _stop_and_delete(kube: Kube, artifact: Artifact) -> None:
+    """Litmus stops the experiment (and reverts its helpers) on stop and on deletion."""
+    engine = (litmus.GROUP, litmus.VERSION, ENGINES, artifact.namespace, artifact.name)
+    kube.merge_patch_foreign(*engine, {"spec": {"engineState": "stop"}})
+    kube.delete_foreign(*engine)
+
+
+CHAOS_ENGINES = ArtifactFinder(
+    kind="ChaosEngine",
+    find=_find_engines,
+    remove=_stop_and_delete,
+    by_hand="kubectl delete chaosengine --all-namespaces -l aftershock.dev/run={uid}",
+)
+
+# what the author must be allowed: Litmus acts with its own ServiceAccount, so the author must be
+# able to start Litmus there; a node experiment also changes nodes, which are cluster-wide
+_START_LITMUS = Permission("create", "litmuschaos.io", "chaosengines")
+_CHANGE_NODES = Permission("patch", "", "nodes", namespaced=False)
+# granting a ServiceAccount permissions is a power of its own: only for who could do it directly
+_PROVISIONING = (
+    Permission("create", "", "serviceaccounts"),
+    Permission("create", "rbac.authorization.k8s.io", "roles"),
+    Permission("create", "rbac.authorization.k8s.io", "rolebindings"),
+)
+
+
+def _is_node_experiment(fault: Fault) -> bool:
+    return fault.litmus is not None and fault.litmus.catalog.scope is litmus.Scope.NODE
+
+
 class LitmusEngine:
     kind = "litmus"
     sustained = True
     self_timed = True
+    artifacts = (CHAOS_ENGINES,)
+
+    def policy_kind(self, fault: Fault) -> str:
+        """A policy names Litmus's node experiments litmusNode (allowed only when listed)."""
+        return "litmusNode" if _is_node_experiment(fault) else "litmus"
+
+    def damage(self, fault: Fault) -> tuple[Permission, ...]:
+        return (_START_LITMUS, _CHANGE_NODES) if _is_node_experiment(fault) else (_START_LITMUS,)
+
+    def grants(self, fault: Fault) -> tuple[Permission, ...]:
+        return _PROVISIONING if fault.litmus is not None and fault.litmus.provision_service_account else ()
+
+    def target_unit(self, fault: Fault) -> TargetUnit:
+        """Experiments that take TARGET_NODE(S) act on the nodes of the chosen pods."""
+        on_nodes = fault.litmus is not None and fault.litmus.catalog.node_env is not None
+        return TargetUnit.NODES if on_nodes else TargetUnit.PODS
+
+    def node_targets(self, fault: Fault, pods: Sequence[Mapping[str, Any]]) -> list[str]:
+        if fault.litmus is None:
+            return distinct_nodes(pods)
+        return litmus.target_nodes(pods, single=fault.litmus.catalog.single_node)
+
+    def describe(self, fault: Fault) -> str:
+        experiment = fault.litmus.experiment if fault.litmus else "?"
+        return f"the LitmusChaos experiment {experiment}, run by Litmus through a ChaosEngine"
 
     def start_allowance(self) -> float:
         return start_timeout()
@@ -164,13 +241,17 @@ class LitmusEngine:
         result_name = litmus.result_name(name, experiment)
         result = _get(ctx.kube, RESULTS, ctx.target_namespace, result_name)
         p = litmus.progress(engine, result)
-        record = LitmusRecord(
-            engine=name,
-            result=result_name if result is not None else None,
+        details = {
+            "result": result_name if result is not None else None,
+            "probeSuccessPercentage": p.probe_success,
+            "errorOutput": p.error,
+        }
+        record = EngineRecord(
+            name=self.kind,
+            object=name,
             verdict=p.verdict,
             phase=p.phase,
-            probe_success_percentage=p.probe_success,
-            error_output=p.error,
+            details={key: value for key, value in details.items() if value is not None},
         )
         if p.state is litmus.State.WAITING:
             return Followed(
@@ -202,7 +283,9 @@ class LitmusEngine:
                 errored=("LitmusStopped", f"Litmus stopped the experiment {experiment} before it finished"),
             )
         read = litmus.reading(experiment, p)
-        notes = tuple(Note(Severity(s), title, detail) for s, title, detail in read.findings)
+        notes = tuple(
+            Finding(severity=Severity(s), title=title, detail=detail) for s, title, detail in read.findings
+        )
         errored = ("LitmusError", read.errored) if read.errored else None
         return Followed(
             done=True,
@@ -214,7 +297,7 @@ class LitmusEngine:
 
     # --- abort and clean up --------------------------------------------------------------
 
-    def revert(self, ctx: InjectContext) -> Sequence[Note]:
+    def revert(self, ctx: InjectContext) -> Sequence[Finding]:
         """Stop (merge patch), wait a bounded time, delete the engine and its result; remove
         Litmus's finalizer only when Litmus evidently is not running. Idempotent."""
         assert ctx.fault.litmus is not None
@@ -222,7 +305,7 @@ class LitmusEngine:
         ns = ctx.target_namespace
         name = self.engine_name(ctx)
         result_name = litmus.result_name(name, ctx.fault.litmus.experiment)
-        notes: list[Note] = []
+        notes: list[Finding] = []
         engine = _get(kube, ENGINES, ns, name)
         stop_confirmed = True
         if engine is not None and _taken_up(engine) and _running(engine):
@@ -242,7 +325,7 @@ class LitmusEngine:
             kube.delete_foreign(litmus.GROUP, litmus.VERSION, RESULTS, ns, result_name)
         return notes
 
-    def _release_stuck(self, kube: Kube, ns: str, name: str, stop_confirmed: bool) -> list[Note]:
+    def _release_stuck(self, kube: Kube, ns: str, name: str, stop_confirmed: bool) -> list[Finding]:
         for _ in range(5):
             engine = _get(kube, ENGINES, ns, name)
             if engine is None:
@@ -263,7 +346,7 @@ class LitmusEngine:
                 " and Jobs (label chaosUID) may need a look"
             )
             log.warning("%s", why)
-            return [Note(Severity.LOW, "Litmus finalizer removed", why)]
+            return [Finding(severity=Severity.LOW, title="Litmus finalizer removed", detail=why)]
         raise Conflict(f"ChaosEngine {ns}/{name} kept changing while its finalizer was removed")
 
 

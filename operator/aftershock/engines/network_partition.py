@@ -2,8 +2,9 @@
 
 The target pods are marked with the label `aftershock.dev/run=<run uid>` (UID precondition, so a
 replacement is never marked) and one NetworkPolicy per run selects that label. Both carry the run
-uid, so the sweeper can find and remove them after a crash even when the run is gone. Revert
-deletes the policy and removes the label; both steps tolerate "already done".
+uid, so the sweeper can find and remove them after a crash even when the run is gone (the two
+artifact finders below). Revert deletes the policy and removes the label; both steps tolerate
+"already done".
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
+from aftershock.api.common import Finding
+from aftershock.api.experiment import Fault
 from aftershock.api.run import TargetRecord
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
-from aftershock.engines.base import InjectContext, Native, Note
+from aftershock.core.sweep import Artifact
+from aftershock.core.watch_scope import Scope
+from aftershock.engines.base import ArtifactFinder, InjectContext, Native, Permission
 from aftershock.kube import Kube, Obj, now
 
 LABEL_RUN_NAME = "aftershock.dev/run-name"
+UNMARK: dict[str, str | None] = {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
 
 
 def policy_name(run_name: str) -> str:
@@ -54,6 +60,37 @@ def policy_body(ctx: InjectContext) -> Obj:
     }
 
 
+def _find_policies(kube: Kube, scope: Scope) -> list[Obj]:
+    return kube.list_network_policies(LABEL_RUN, scope)
+
+
+def _remove_policy(kube: Kube, artifact: Artifact) -> None:
+    kube.delete_network_policy(artifact.namespace, artifact.name)
+
+
+def _find_marked_pods(kube: Kube, scope: Scope) -> list[Obj]:
+    return kube.list_pods_in(scope, LABEL_RUN)
+
+
+def _unmark_pod(kube: Kube, artifact: Artifact) -> None:
+    kube.patch_pod_labels(artifact.namespace, artifact.name, None, UNMARK)
+
+
+NETWORK_POLICIES = ArtifactFinder(
+    kind="NetworkPolicy",
+    find=_find_policies,
+    remove=_remove_policy,
+    by_hand="kubectl delete networkpolicy --all-namespaces -l aftershock.dev/run={uid}",
+)
+POD_LABELS = ArtifactFinder(
+    kind="PodLabel",
+    find=_find_marked_pods,
+    remove=_unmark_pod,
+    by_hand="kubectl label pod --all-namespaces -l aftershock.dev/run={uid}"
+    " aftershock.dev/run- aftershock.dev/run-namespace-",
+)
+
+
 def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> int:
     """Delete every NetworkPolicy and pod label of one run; returns how many objects changed."""
     changed = 0
@@ -63,8 +100,7 @@ def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> 
         changed += 1
     for pod in kube.list_pods_in(scope, f"{LABEL_RUN}={run_uid}"):
         meta = pod["metadata"]
-        unmark: dict[str, str | None] = {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
-        if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], unmark):
+        if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], UNMARK):
             changed += 1
     return changed
 
@@ -72,6 +108,18 @@ def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> 
 class NetworkPartitionEngine(Native):
     kind = "networkPartition"
     sustained = True
+    artifacts = (NETWORK_POLICIES, POD_LABELS)
+
+    def damage(self, fault: Fault) -> tuple[Permission, ...]:
+        return (
+            Permission("create", "networking.k8s.io", "networkpolicies"),
+            Permission("patch", "", "pods"),
+        )
+
+    def describe(self, fault: Fault) -> str:
+        direction = fault.network_partition.direction if fault.network_partition else "Both"
+        cut = {"Both": "all traffic", "Ingress": "incoming traffic", "Egress": "outgoing traffic"}
+        return f"cut {cut.get(str(direction), str(direction))} of the target pods with a NetworkPolicy"
 
     def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
         assert target.namespace and target.uid, "pod targets are recorded with namespace and uid"
@@ -85,6 +133,6 @@ class NetworkPartitionEngine(Native):
         )
         return stamp if marked else None
 
-    def revert(self, ctx: InjectContext) -> Sequence[Note]:
+    def revert(self, ctx: InjectContext) -> Sequence[Finding]:
         remove_artifacts(ctx.kube, ctx.run_uid, ctx.target_namespace)
         return ()

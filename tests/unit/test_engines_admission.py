@@ -1,0 +1,102 @@
+"""Admission's pure parts: a fault kind without an engine is refused before anything is looked up,
+and the SubjectAccessReview asks for exactly what the fault's engine declares."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from aftershock.api.experiment import Fault
+from aftershock.engines.admission import Refused, check_experiment, engine_or_refuse, required_permissions
+from aftershock.engines.pod_delete import PodDeleteEngine
+from aftershock.engines.registry import REGISTRY, build, engine_of
+
+NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
+ONLY_POD_DELETE = build([PodDeleteEngine()])
+
+
+class Untouchable:
+    """A Kube stand-in that fails the test if admission asks the cluster anything."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"admission called kube.{name} for a fault it must refuse first")
+
+
+def spec(fault: dict[str, Any], **target: Any) -> dict[str, Any]:
+    return {
+        "target": {"kind": "Deployment", "selector": {"matchLabels": {"app": "shop"}}, **target},
+        "fault": fault,
+    }
+
+
+PARTITION = {"duration": "30s", "networkPartition": {}}
+
+
+def test_an_experiment_whose_fault_has_no_engine_is_refused_before_anything_else() -> None:
+    with pytest.raises(Refused) as refused:
+        check_experiment(
+            Untouchable(),  # type: ignore[arg-type]
+            spec(PARTITION),
+            namespace="shop",
+            user={"username": "alice"},
+            operator_namespace=None,
+            now=NOW,
+            registry=ONLY_POD_DELETE,
+        )
+    message = str(refused.value)
+    assert "fault kind networkPartition cannot be used" in message
+    assert "no fault engine for it" in message and "podDelete" in message
+
+
+def test_engine_or_refuse() -> None:
+    fault = Fault.model_validate(PARTITION)
+    assert engine_or_refuse(fault) is REGISTRY["networkPartition"]
+    with pytest.raises(Refused, match="networkPartition"):
+        engine_or_refuse(fault, ONLY_POD_DELETE)
+
+
+def _needed(fault: dict[str, Any], *, cross_namespace: bool) -> set[tuple[str, str, str, bool]]:
+    model = Fault.model_validate(fault)
+    return {
+        (p.verb, p.group, p.resource, p.namespaced)
+        for p in required_permissions(engine_of(model), model, cross_namespace=cross_namespace)
+    }
+
+
+def test_in_its_own_namespace_an_experiment_needs_no_review() -> None:
+    assert _needed({"podDelete": {}}, cross_namespace=False) == set()
+    assert _needed(PARTITION, cross_namespace=False) == set()
+    pod_litmus = {"duration": "30s", "litmus": {"experiment": "pod-delete", "chaosServiceAccount": "sa"}}
+    assert _needed(pod_litmus, cross_namespace=False) == set()
+
+
+def test_across_namespaces_the_author_needs_the_engines_damage() -> None:
+    assert _needed({"podDelete": {}}, cross_namespace=True) == {("delete", "", "pods", True)}
+    assert _needed(PARTITION, cross_namespace=True) == {
+        ("create", "networking.k8s.io", "networkpolicies", True),
+        ("patch", "", "pods", True),
+    }
+
+
+def test_node_faults_are_reviewed_even_in_their_own_namespace_and_cluster_wide() -> None:
+    node = {"duration": "30s", "litmus": {"experiment": "node-drain", "chaosServiceAccount": "sa"}}
+    assert _needed(node, cross_namespace=False) == {
+        ("create", "litmuschaos.io", "chaosengines", True),
+        ("patch", "", "nodes", False),
+    }
+
+
+def test_what_a_run_would_grant_is_always_reviewed() -> None:
+    provisioned = {"duration": "30s", "litmus": {"experiment": "pod-delete", "provisionServiceAccount": True}}
+    grants = {
+        ("create", "", "serviceaccounts", True),
+        ("create", "rbac.authorization.k8s.io", "roles", True),
+        ("create", "rbac.authorization.k8s.io", "rolebindings", True),
+    }
+    assert _needed(provisioned, cross_namespace=False) == grants
+    assert _needed(provisioned, cross_namespace=True) == {
+        ("create", "litmuschaos.io", "chaosengines", True),
+        *grants,
+    }
