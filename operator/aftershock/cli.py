@@ -269,7 +269,7 @@ def release(
         if not ns or not name:
             raise typer.BadParameter("--deployment is NAMESPACE/NAME")
         target = (ns, name)
-        live = kube.get_deployment(ns, name)
+        live = kube.find_deployment(ns, name)
         if live is None:
             typer.echo(
                 f"error: Deployment {deployment} not found, so it is unknown which namespaces its operator "

@@ -44,6 +44,13 @@ INJECTIONS = Counter(
     ["fault"],
     registry=REGISTRY,
 )
+API_RETRIES = Counter(
+    "aftershock_api_retries_total",
+    "Kubernetes API requests retried after a transient error, by reason: the HTTP status (429, 500,"
+    " 502, 503, 504), timeout or connection.",
+    ["reason"],
+    registry=REGISTRY,
+)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from aftershock.api.policy import ChaosPolicySpec
 from aftershock.core.default_policy import Act, Plan, manifest, plan
-from aftershock.kube import Conflict, Kube
+from aftershock.kube import Conflict, Kube, NotFound
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def ensure_default_policy(
     """Bring the policy `name` in line with the configured spec (None: turned off); returns what
     was done. Safe to repeat and to race with another operator: every write is conditional."""
     for _ in range(attempts):
-        existing = kube.get_policy(name)
+        existing = kube.find_policy(name)
         decided = plan(existing, spec)
         try:
             if decided.act is Act.CREATE:
@@ -67,7 +67,7 @@ def ensure_default_policy(
             elif decided.act is Act.DELETE:
                 assert existing is not None
                 kube.delete_policy(name, existing["metadata"]["uid"])
-        except Conflict:
+        except (Conflict, NotFound):  # changed or deleted since it was read: decide again
             continue
         log.info("default ChaosPolicy %s: %s", name, decided.reason)
         return decided
