@@ -11,6 +11,7 @@ from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
+from aftershock.api import litmus_catalog as litmus
 from aftershock.api.cel import CelRule, matches, validations
 from aftershock.api.common import (
     CONDITIONS_LIST_SCHEMA,
@@ -29,7 +30,6 @@ from aftershock.api.common import (
     optional_delta,
 )
 from aftershock.api.durations import parse_duration
-from aftershock.core import litmus
 
 MAX_NAME_LENGTH: Final = 52
 """Run names are ``<experiment>-<unix seconds>`` (11 more characters) and must fit in 63."""
@@ -193,7 +193,7 @@ class NetworkPartition(ApiModel):
 
 
 def _litmus_rules() -> list[CelRule]:
-    """Every rule on fault.litmus, generated from the catalog in core/litmus.py."""
+    """Every rule on fault.litmus, generated from the catalog in api/litmus_catalog.py."""
     reserved = [*litmus.MANAGED_ENV, *litmus.RUNNER_ENV]
     rules = [
         CelRule(
