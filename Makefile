@@ -39,10 +39,11 @@ kubeconfig: ## print the local cluster's kubeconfig path
 crds: venv ## regenerate crds/ from the pydantic models
 	$(VENV_BIN)/python -m aftershock.api.crdgen
 
-lint: venv ## ruff and mypy (strict)
+lint: venv ## ruff, mypy (strict) and the import layers (import-linter)
 	$(VENV_BIN)/ruff check operator tests hack benchmarks
 	$(VENV_BIN)/ruff format --check operator tests hack benchmarks
 	$(VENV_BIN)/mypy
+	$(VENV_BIN)/lint-imports
 
 test: venv tools ## all tests; starts the local cluster when no --kubeconfig is given
 	$(VENV_BIN)/pytest $(PYTEST_ARGS)
