@@ -4,14 +4,18 @@ plain callables that fail the way the client fails, on a fake clock: no API serv
 from __future__ import annotations
 
 import http.client
-from collections.abc import Callable
+import http.server
+import threading
+import time
+from collections.abc import Callable, Iterator
 
 import pytest
 import urllib3.exceptions
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from aftershock.core.backoff import Backoff
-from aftershock.kube import RetryPolicy, Timeouts, Transient, call_with_backoff, transient
+from aftershock.kube import Kube, RetryPolicy, Timeouts, Transient, call_with_backoff, transient
 from aftershock.metrics import API_RETRIES
 
 POLICY = RetryPolicy(
@@ -261,10 +265,6 @@ def test_a_non_idempotent_request_is_repeated_when_it_surely_never_arrived(error
 
 def test_kube_passes_timeouts_to_every_request_and_retries_it() -> None:
     """Kube._call, the one path of every request, with a stand-in for a client method."""
-    from kubernetes import client
-
-    from aftershock.kube import Kube
-
     seen: list[dict[str, object]] = []
 
     def list_namespaced_thing(namespace: str, **kwargs: object) -> str:
@@ -282,3 +282,74 @@ def test_kube_passes_timeouts_to_every_request_and_retries_it() -> None:
     ]
     short = kube.with_retry(RetryPolicy(budget=1, connect_timeout=1, read_timeout=1))
     assert short.retry.budget == 1 and kube.retry is fast and short.custom is kube.custom
+
+
+class _SilentUntil(http.server.BaseHTTPRequestHandler):
+    """Answers nothing until the server's `lift` time (a blackholed API server), then an empty
+    PodList, as the API server would."""
+
+    server: _Loopback
+
+    def do_GET(self) -> None:
+        self.server.requests += 1
+        while time.monotonic() < self.server.lift:
+            if self.server.closing.wait(0.05):
+                return
+        body = b'{"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": []}'
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client timed out and left; it will ask again
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Loopback(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    lift = float("inf")
+    requests = 0
+    closing = threading.Event()
+
+
+@pytest.fixture
+def loopback() -> Iterator[_Loopback]:
+    server = _Loopback(("127.0.0.1", 0), _SilentUntil)
+    server.closing = threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.closing.set()
+    server.shutdown()
+    server.server_close()
+
+
+def _kube_at(server: _Loopback, policy: RetryPolicy) -> Kube:
+    configuration = client.Configuration()
+    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
+    configuration.retries = False  # as load_client() sets it
+    return Kube(client.ApiClient(configuration), retry=policy)
+
+
+BLACKHOLE = RetryPolicy(budget=2.5, connect_timeout=1, read_timeout=0.5, backoff=Backoff(base=0.05, cap=0.2))
+
+
+def test_a_real_blackholed_server_ends_the_call_with_its_error_within_the_budget(loopback: _Loopback) -> None:
+    kube = _kube_at(loopback, BLACKHOLE)
+    started = time.monotonic()
+    with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+        kube.list_pods("shop", "app=checkout")
+    took = time.monotonic() - started
+    assert BLACKHOLE.budget - 0.5 <= took <= BLACKHOLE.budget + 3  # generous: the point is no hang
+    assert loopback.requests >= 3  # it kept trying, with backoff, until the budget was spent
+
+
+def test_a_real_blackhole_that_lifts_within_the_budget_ends_in_success(loopback: _Loopback) -> None:
+    kube = _kube_at(loopback, BLACKHOLE)
+    loopback.lift = time.monotonic() + 1.2
+    assert kube.list_pods("shop", "app=checkout") == []
+    assert loopback.requests >= 2
