@@ -55,6 +55,9 @@ class RunDriver:
     async def drive(self, stop: Stop) -> None:
         """Advance the run one journaled step at a time until it is terminal or we must stop."""
         while True:
+            if self._watching_only(stop):
+                await stop.wait(1.0)  # another operator drives it; the cache shows when that ends
+                continue
             try:
                 obj = await self.journal.read()
             except NotFound:
@@ -75,6 +78,9 @@ class RunDriver:
             if kill_switch and phase in ACTIVE:
                 await self.abort(obj, run, "PolicySuspended", kill_switch)
                 return
+            if not self.env.claims.valid(self.now()):
+                await stop.wait(1.0)  # our own Lease lapsed: act on nothing until it is renewed
+                continue
             try:
                 if phase in ACTIVE:
                     if run.status.deadline is not None and self.now() > run.status.deadline:
@@ -85,9 +91,6 @@ class RunDriver:
                             await stop.wait(1.0)  # someone else drives it; watch until it ends or lapses
                             continue
                         await self.journal.take_over(obj, run)
-                        continue
-                    if not self.env.claims.valid(self.now()):
-                        await stop.wait(1.0)  # our own Lease lapsed: act on nothing until it is renewed
                         continue
                 if phase is None:
                     await self.start(obj, run)
@@ -114,6 +117,22 @@ class RunDriver:
                     raise
                 # RBAC denied: the chaos cannot be carried out; retrying would not change that
                 await self.error(obj, run, "Forbidden", f"the operator is not allowed to do this: {denied}")
+
+    def _watching_only(self, stop: Stop) -> bool:
+        """Whether the cached run is active and driven by another live operator, with nothing for
+        us to do (no deletion, no kill switch, not overdue): then we only watch, without a GET."""
+        view = self.env.view
+        cached = view.get_run(self.namespace, self.name) if view is not None else None
+        if cached is None or stop.deleted() or stop.exiting() or self.env.suspended():
+            return False
+        if cached["metadata"].get("deletionTimestamp"):
+            return False
+        run = ChaosRun.from_body(cached)
+        if run.status.phase not in ACTIVE or run.status.claimed_by in (None, self.env.identity):
+            return False
+        if run.status.deadline is not None and self.now() > run.status.deadline:
+            return False
+        return self.journal.claim_is_live(run)
 
     # --- steps ---------------------------------------------------------------------------
 

@@ -1,0 +1,125 @@
+"""The scheduler's timer heap and event intake, and the Lease liveness rule — no cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aftershock.cluster.io import Io
+from aftershock.cluster.lease import is_live, lease_name
+from aftershock.scheduling.heap import TimerHeap
+from aftershock.scheduling.scheduler import Scheduler, needs_tick
+
+
+def test_heap_pops_in_due_order_and_forgets_rescheduled_entries() -> None:
+    heap = TimerHeap()
+    heap.schedule(("ns", "a"), 5.0)
+    heap.schedule(("ns", "b"), 1.0)
+    heap.schedule(("ns", "c"), 3.0)
+    heap.schedule(("ns", "b"), 10.0)  # moved later: its old entry must not fire
+    assert heap.next_due() == 3.0
+    assert heap.pop_due(4.0) == [("ns", "c")]
+    assert heap.pop_due(9.0) == [("ns", "a")]
+    assert heap.pop_due(9.5) == []
+    assert heap.pop_due(10.0) == [("ns", "b")]
+    assert len(heap) == 0 and heap.next_due() is None
+
+
+def test_heap_remove_drops_the_entry() -> None:
+    heap = TimerHeap()
+    heap.schedule(("ns", "a"), 1.0)
+    heap.remove(("ns", "a"))
+    assert ("ns", "a") not in heap
+    assert heap.pop_due(100.0) == []
+
+
+def _body(name: str, generation: int = 1, schedule: str | None = "@every 1m", **meta: Any) -> dict[str, Any]:
+    spec = {"schedule": schedule} if schedule else {}
+    return {"metadata": {"namespace": "ns", "name": name, "generation": generation, **meta}, "spec": spec}
+
+
+def test_only_spec_changes_and_deletions_ask_for_a_tick() -> None:
+    assert needs_tick(None, _body("a"))
+    assert not needs_tick(_body("a"), _body("a"))  # a status write: generation unchanged
+    assert needs_tick(_body("a"), _body("a", generation=2))
+    assert needs_tick(_body("a"), _body("a", deletionTimestamp="2026-01-01T00:00:00Z"))
+
+
+def test_scheduler_ticks_each_experiment_when_due_and_not_on_status_writes() -> None:
+    ticks: list[str] = []
+
+    def tick(body: dict[str, Any]) -> float:
+        ticks.append(body["metadata"]["name"])
+        return 0.05 if body["metadata"]["name"] == "fast" else 3600.0
+
+    async def scenario() -> None:
+        scheduler = Scheduler(tick, Io(ThreadPoolExecutor(2)))
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.observe("ADDED", _body("fast"))
+        scheduler.observe("ADDED", _body("slow"))
+        scheduler.observe("ADDED", _body("unscheduled", schedule=None))
+        for _ in range(200):
+            if ticks.count("fast") >= 4:
+                break
+            await asyncio.sleep(0.01)
+        scheduler.observe("MODIFIED", _body("slow"))  # status-only: no extra tick
+        scheduler.observe("MODIFIED", _body("slow", generation=2))  # spec change: tick now
+        for _ in range(200):
+            if ticks.count("slow") >= 2:
+                break
+            await asyncio.sleep(0.01)
+        scheduler.observe("DELETED", _body("fast"))
+        seen = ticks.count("fast")
+        await asyncio.sleep(0.2)
+        assert ticks.count("fast") <= seen + 1  # at most one tick already in flight
+        assert len(scheduler) == 1
+        loop.cancel()
+
+    asyncio.run(scenario())
+    assert ticks.count("fast") >= 4
+    assert ticks.count("slow") == 2
+    assert "unscheduled" not in ticks
+
+
+def test_a_failing_tick_backs_off_instead_of_spinning() -> None:
+    calls: list[float] = []
+
+    def tick(body: dict[str, Any]) -> float:
+        calls.append(1.0)
+        raise RuntimeError("API server unreachable")
+
+    async def scenario() -> None:
+        scheduler = Scheduler(tick, Io(ThreadPoolExecutor(1)))
+        loop = asyncio.create_task(scheduler.run())
+        scheduler.observe("ADDED", _body("broken"))
+        for _ in range(100):
+            if calls:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        due = scheduler.heap.due_at(("ns", "broken"))
+        assert due is not None and due - scheduler.clock() > 1.0
+        loop.cancel()
+
+    asyncio.run(scenario())
+    assert len(calls) == 1
+
+
+def _lease(holder: str, renewed: str, seconds: int = 15) -> dict[str, Any]:
+    return {"spec": {"holderIdentity": holder, "renewTime": renewed, "leaseDurationSeconds": seconds}}
+
+
+def test_a_lease_is_live_until_its_duration_has_passed_since_renewal() -> None:
+    at = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.UTC)
+    lease = _lease("op-a", "2026-11-28T11:59:50.000000Z")
+    assert is_live(lease, "op-a", at)
+    assert not is_live(lease, "op-a", at + dt.timedelta(seconds=6))
+    assert not is_live(lease, "op-b", at)  # someone else's lease says nothing about op-b
+    assert not is_live(None, "op-a", at)  # gone (a clean shutdown deletes it): take over at once
+
+
+def test_lease_names_are_stable_and_dns_safe() -> None:
+    assert lease_name("pod-1") == lease_name("pod-1") != lease_name("pod-2")
+    assert lease_name("Host_Name-42").replace("-", "").isalnum() and len(lease_name("x" * 300)) < 64
