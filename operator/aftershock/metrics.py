@@ -51,6 +51,24 @@ API_RETRIES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+CACHE_WATCHES = Counter(
+    "aftershock_cache_watch_starts_total",
+    "WATCH calls the shared cluster cache started (the first and every restart), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+CACHE_LISTS = Counter(
+    "aftershock_cache_relists_total",
+    "LIST calls the shared cluster cache made (the initial one and every relist after 410 or an error), by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+CACHE_OBJECTS = Gauge(
+    "aftershock_cache_objects",
+    "Objects held in the shared cluster cache, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -436,3 +436,35 @@ def test_provision_rbac_holds_everything_the_provisioned_roles_grant(values: Pat
     default = all_rules(render(*extra))
     assert not covers(default, {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
     assert not any("roles" in r["resources"] for r in default)
+
+
+def grants_in(docs: list[dict[str, Any]], namespace: str | None) -> list[dict[str, Any]]:
+    """The rules the operator holds in `namespace` (None: cluster-wide, the ClusterRole only)."""
+    return [
+        rule
+        for d in docs
+        if d["kind"] == "ClusterRole" or (d["kind"] == "Role" and namespace == d["metadata"]["namespace"])
+        for rule in d["rules"]
+    ]
+
+
+@pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_the_shared_cache_may_list_and_watch_what_it_reads_where_it_reads_it(values: Path | None) -> None:
+    from aftershock.cluster.kinds import DEFAULT_KINDS, KINDS, plan
+
+    docs = render(*(["-f", str(values)] if values else []))
+    scope = tuple(yaml.safe_load(values.read_text())["watchNamespaces"]) if values else None
+    for partition in plan(DEFAULT_KINDS, scope, lease_namespace="chaos-system"):
+        spec = KINDS[partition.kind]
+        needed = {"apiGroups": [spec.group], "resources": [spec.plural], "verbs": ["list", "watch"]}
+        assert covers(grants_in(docs, partition.namespace), needed), partition
+    # Leases: the operator's own, in its namespace only, never cluster-wide
+    leases = [
+        (d["kind"], d["metadata"].get("namespace"), r)
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+        for r in d["rules"]
+        if "leases" in r["resources"]
+    ]
+    assert [(kind, ns) for kind, ns, _ in leases] == [("Role", "chaos-system")], leases
+    assert set(leases[0][2]["verbs"]) == {"get", "list", "watch", "create", "update", "patch", "delete"}

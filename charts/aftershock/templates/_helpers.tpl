@@ -75,7 +75,7 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create]
-# targets and their steady state
+# targets and their steady state; the shared cache lists and watches these, pods, PDBs and runs
 - apiGroups: [apps]
   resources: [deployments, statefulsets, daemonsets, replicasets]
   verbs: [get, list, watch]
@@ -218,4 +218,9 @@ concurrency:
 - apiGroups: [""]
   resources: [pods]
   verbs: [list]
+# the operator's Leases (one per instance: the liveness of the runs it claims), renewed by their
+# holder and read by every instance through the shared cache's watch - in this namespace only
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [get, list, watch, create, update, patch, delete]
 {{- end -}}

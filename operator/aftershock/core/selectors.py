@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -62,3 +63,41 @@ def matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bo
         if op == "DoesNotExist" and present:
             return False
     return True
+
+
+_KEY = r"(?P<key>[A-Za-z0-9][-A-Za-z0-9_./]*)"
+_SET_RE = re.compile(rf"^{_KEY}\s+(?P<op>in|notin)\s*\((?P<values>[-A-Za-z0-9_.,\s]*)\)$")
+_EQUALITY_RE = re.compile(rf"^{_KEY}\s*(?P<op>==|=|!=)\s*(?P<value>[-A-Za-z0-9_.]*)$")
+_EXISTS_RE = re.compile(rf"^(?P<neg>!?)\s*{_KEY}$")
+
+
+def parse_label_selector(text: str) -> dict[str, Any]:
+    """The string form (`app=web,tier!=db,env in (a,b),!legacy`) as a LabelSelector mapping, so
+    `matches` can judge it; "" selects everything. Raises SelectorError for what it cannot read."""
+    requirements: list[dict[str, Any]] = []
+    depth, start, parts = 0, 0, []
+    for i, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    for raw in parts:
+        part = raw.strip()
+        if not part:
+            if text.strip():
+                raise SelectorError(f"label selector {text!r}: empty requirement")
+            continue
+        if m := _SET_RE.match(part):
+            values = [v.strip() for v in m["values"].split(",")]
+            operator = "In" if m["op"] == "in" else "NotIn"
+            requirements.append({"key": m["key"], "operator": operator, "values": values})
+        elif m := _EQUALITY_RE.match(part):
+            operator = "NotIn" if m["op"] == "!=" else "In"
+            requirements.append({"key": m["key"], "operator": operator, "values": [m["value"]]})
+        elif m := _EXISTS_RE.match(part):
+            operator = "DoesNotExist" if m["neg"] else "Exists"
+            requirements.append({"key": m["key"], "operator": operator})
+        else:
+            raise SelectorError(f"label selector {text!r}: cannot read {part!r}")
+    return {"matchExpressions": requirements} if requirements else {}
