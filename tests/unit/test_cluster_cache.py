@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from kubernetes.client.rest import ApiException
 
 from aftershock.cluster.cache import ClusterCache, Gone, WatchFailed, _clean, _lines, backoff_delay
 from aftershock.cluster.kinds import KINDS, Partition, plan
@@ -383,6 +384,11 @@ def test_backoff_grows_is_jittered_and_capped() -> None:
     assert backoff_delay(3, rand=lambda: 1.0) == 4.0
     assert backoff_delay(1000, rand=lambda: 1.0) == 30.0
     assert backoff_delay(1000, rand=lambda: 0.0) == 15.0  # never a tight loop
+    throttled = ApiException(status=429, reason="Too Many Requests")
+    throttled.headers = {"Retry-After": "7"}
+    assert backoff_delay(0, throttled, rand=lambda: 0.0) == 7.25  # the server's wish, plus ours
+    throttled.headers = {"Retry-After": "3600"}
+    assert backoff_delay(0, throttled, rand=lambda: 0.0) == 60.25  # but not an hour
 
 
 def test_objects_are_cleaned_to_one_shape() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import json
 import logging
 import random
@@ -29,6 +30,7 @@ from kubernetes.client.rest import ApiException
 
 from aftershock.cluster.kinds import DEFAULT_KINDS, KINDS, KindSpec, Partition, plan
 from aftershock.cluster.store import CacheStore, Obj
+from aftershock.core.backoff import Backoff, parse_retry_after
 from aftershock.core.watch_scope import Scope
 from aftershock.metrics import CACHE_LISTS, CACHE_OBJECTS, CACHE_WATCHES
 
@@ -51,21 +53,23 @@ class WatchFailed(Exception):
     """The watch ended in a way that needs a pause before the next attempt."""
 
 
+BACKOFF = Backoff(base=0.5, factor=2.0, cap=30.0, jitter=0.5)
+MAX_RETRY_AFTER = 60.0
+
+
 def backoff_delay(
-    failures: int, *, base: float = 0.5, cap: float = 30.0, rand: Callable[[], float] = random.random
+    failures: int, exc: BaseException | None = None, *, rand: Callable[[], float] = random.random
 ) -> float:
-    """Exponential backoff with "equal jitter": half the ceiling fixed, half random, so a fleet of
-    informers failing together does not retry in lockstep."""
-    ceiling = min(cap, base * 2.0 ** min(failures, 32))
-    return ceiling / 2 + rand() * ceiling / 2
-
-
-def _retry_after(exc: BaseException) -> float:
-    headers = getattr(exc, "headers", None) or {}
-    try:
-        return float(headers.get("Retry-After") or 0)
-    except (TypeError, ValueError):
-        return 0.0
+    """How long an informer pauses after `failures` failures in a row (core/backoff.py's jittered
+    exponential backoff, so a fleet of informers failing together does not retry in lockstep); a
+    429's Retry-After is honoured, up to a minute."""
+    retry_after = None
+    if isinstance(exc, ApiException) and exc.status == 429:
+        headers = exc.headers or {}
+        retry_after = parse_retry_after(headers.get("Retry-After"), dt.datetime.now(dt.UTC))
+    if retry_after is not None:
+        retry_after = min(retry_after, MAX_RETRY_AFTER)
+    return BACKOFF.delay(failures, rand(), retry_after)
 
 
 def _clean(obj: Obj, spec: KindSpec) -> Obj:
@@ -209,9 +213,7 @@ class _Informer:
         log.debug("cache informer %s stopped", self.thread.name)
 
     def pause(self, exc: BaseException) -> None:
-        delay = backoff_delay(self.failures)
-        if isinstance(exc, ApiException) and exc.status == 429:
-            delay = min(max(delay, _retry_after(exc)), 60.0)
+        delay = backoff_delay(self.failures, exc)
         self.failures += 1
         reason = (
             f"{exc.status} {exc.reason}" if isinstance(exc, ApiException) else f"{type(exc).__name__}: {exc}"
