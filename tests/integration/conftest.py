@@ -45,6 +45,14 @@ def crds(cluster: Cluster, api: client.ApiClient) -> None:
     client.AdmissionregistrationV1Api(api).delete_collection_validating_webhook_configuration(
         field_selector=f"metadata.name={WEBHOOK_CONFIG}"
     )
+    # the operator's own namespace (its Lease lives there), as a Helm install would have it
+    try:
+        client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=OPERATOR_NAMESPACE))
+        )
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise
     # the suite runs under one permissive policy; policy tests add stricter ones and remove them
     apply_policy(api, permissive())
 

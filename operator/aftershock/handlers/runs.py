@@ -59,7 +59,10 @@ def daemon_stop(stopped: kopf.DaemonStopped) -> Stop:
     return Stop(deleted=deleted, exiting=exiting, wait=wait)
 
 
-@kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_timeout=30)
+# kopf cancels an async daemon at once unless it is given a backoff: the driver must be allowed to
+# finish what it is doing (an abort reverts first, a Litmus stop can take a minute), so it is only
+# signalled, and cancelled only if it has not returned two minutes later
+@kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_backoff=120, cancellation_timeout=10)
 async def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
     assert namespace, "ChaosRun is namespaced"
     await ready()

@@ -70,9 +70,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     identity = default_identity()
     leases = lease_namespace(operator_namespace, scope)
     cache = ClusterCache(kube.api, scope, lease_namespace=leases)
-    cache.start()
     lease = OperatorLease(kube, leases, identity, read=lambda ns, name: cache.get("Lease", ns, name))
-    lease.start()  # before anything is claimed: others must be able to see we are alive
+    try:
+        lease.start()  # before anything is claimed: others must be able to see we are alive
+    except Exception as exc:
+        raise kopf.TemporaryError(
+            f"cannot create or renew this operator's Lease {leases}/{lease.name} (does namespace {leases}"
+            f" exist, may the operator write Leases there?): {exc}",
+            delay=5,
+        ) from exc
+    cache.start()
     run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 16)
     tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 4)
     admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)

@@ -19,12 +19,12 @@ from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun, ChaosRunSpec
 from aftershock.core.naming import SKIP_MESSAGE_ANNOTATION, SKIP_REASON_ANNOTATION
 from aftershock.core.times import parse_time
-from aftershock.engines.base import EngineError, Note
+from aftershock.engines.base import EngineError
 from aftershock.kube import Conflict, NotFound, Obj, forbidden
 from aftershock.metrics import ACTIVE_FAULTS, INJECTIONS
 from aftershock.runs import observer, targeting
 from aftershock.runs.base import Abort, LostClaim, RunEnv, Stop
-from aftershock.runs.engine_access import engine_for, has_engine, inject_context
+from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind, phase_of, unrevertable_finding, with_notes
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ class RunDriver:
         timeout = parse_duration(spec.recovery.timeout)
         deadline = self.now() + held + timeout + deadline_grace(timeout)
         if has_engine(run):  # e.g. Litmus starts a runner pod and a Job before the chaos
-            deadline += dt.timedelta(seconds=engine_for(run).start_allowance())
+            deadline += dt.timedelta(seconds=engine_of(run).start_allowance())
         status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
         await self.journal.transition(
             obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status
@@ -182,7 +182,7 @@ class RunDriver:
         await self.env.io(kube.patch_spec, "ChaosRun", self.namespace, self.name, merged)
 
     async def inject(self, obj: Obj, run: ChaosRun) -> None:
-        engine = engine_for(run)
+        engine = engine_of(run)
         ctx = inject_context(self.env, self.namespace, self.name, run)
         targets = [t.model_copy() for t in run.status.targets]
         for target in targets:
@@ -202,7 +202,7 @@ class RunDriver:
         await self.journal.transition(obj, run, RunPhase.OBSERVING, "Observing", what, status=status)
 
     async def observe(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
-        engine = engine_for(run)
+        engine = engine_of(run)
         injected = [t.injected_at for t in run.status.targets if t.injected_at is not None]
         injected_at = min(injected) if injected else self.now()
         if engine.self_timed:
@@ -238,7 +238,7 @@ class RunDriver:
         fresh = await self.journal.read()
         current = ChaosRun.from_body(fresh)
         noted = with_notes(current.status.findings, current.status.severity, followed.findings)
-        status = current.status.model_copy(update={"litmus": followed.record, **noted})
+        status = current.status.model_copy(update={"engine": followed.record, **noted})
         if followed.errored is not None:
             await self.journal.patch(fresh, status, precondition=True)
             fresh = await self.journal.read()
@@ -307,7 +307,7 @@ class RunDriver:
             noted = with_notes(findings, severity, notes)
             findings, severity = noted["findings"], noted["severity"]
             if failure:
-                findings.append(unrevertable_finding(f"while aborting ({reason})", failure))
+                findings.append(unrevertable_finding(run, f"while aborting ({reason})", failure))
                 severity = Severity.CRITICAL
                 message = f"{message}; the fault could NOT be reverted: {failure}"
         if run.status.phase is RunPhase.OBSERVING or run.status.phase is RunPhase.REVERTING:
@@ -320,9 +320,9 @@ class RunDriver:
         except NotFound:
             return
 
-    async def _revert(self, run: ChaosRun, patience: dt.timedelta) -> tuple[str | None, Sequence[Note]]:
+    async def _revert(self, run: ChaosRun, patience: dt.timedelta) -> tuple[str | None, Sequence[Finding]]:
         """Revert, retrying for up to `patience`: (None, notes) on success, else what went wrong."""
-        engine = engine_for(run)
+        engine = engine_of(run)
         ctx = inject_context(self.env, self.namespace, self.name, run)
         give_up = self.now() + patience
         while True:
@@ -341,7 +341,7 @@ class RunDriver:
 
     async def _unrevertable(self, obj: Obj, run: ChaosRun, failure: str) -> None:
         """The fault stays in place: the worst finding there is, recorded as such."""
-        finding = unrevertable_finding("after holding it", failure)
+        finding = unrevertable_finding(run, "after holding it", failure)
         status = run.status.model_copy(
             update={
                 "findings": [*run.status.findings, finding],
@@ -366,7 +366,9 @@ class RunDriver:
             failure, notes = await self._revert(run, ABORT_PATIENCE)
             noted = with_notes(run.status.findings, run.status.severity, notes)
             if failure:
-                noted["findings"].append(unrevertable_finding(f"while ending the run ({reason})", failure))
+                noted["findings"].append(
+                    unrevertable_finding(run, f"while ending the run ({reason})", failure)
+                )
                 noted["severity"] = Severity.CRITICAL
                 message = f"{message}; the fault could NOT be reverted: {failure}"
             status = run.status.model_copy(update=noted)

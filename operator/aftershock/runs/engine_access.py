@@ -1,34 +1,23 @@
-"""How a run finds its fault engine and builds the context the engine acts in. Unknown kinds fail
-closed: the run ends Errored and nothing is touched."""
+"""How a run finds its fault engine (the registry, engines/registry.py) and builds the context the
+engine acts in. Unknown kinds fail closed: the run ends Errored and nothing is touched."""
 
 from __future__ import annotations
 
 from aftershock.api.run import ChaosRun
 from aftershock.core.safety import effective_target_namespace
-from aftershock.engines.base import EngineError, FaultEngine, InjectContext
-from aftershock.engines.litmus import LitmusEngine
-from aftershock.engines.network_partition import NetworkPartitionEngine
-from aftershock.engines.pod_delete import PodDeleteEngine
+from aftershock.engines.base import InjectContext
+from aftershock.engines.registry import REGISTRY, FaultEngine, engine_for
 from aftershock.runs.base import RunEnv
 from aftershock.runs.journal import fault_kind
 
-ENGINES: dict[str, FaultEngine] = {
-    "podDelete": PodDeleteEngine(),
-    "networkPartition": NetworkPartitionEngine(),
-    "litmus": LitmusEngine(),
-}
-
 
 def has_engine(run: ChaosRun) -> bool:
-    return run.spec.fault is not None and fault_kind(run) in ENGINES
+    return run.spec.fault is not None and fault_kind(run) in REGISTRY
 
 
-def engine_for(run: ChaosRun) -> FaultEngine:
-    kind = fault_kind(run)
-    engine = ENGINES.get(kind)
-    if engine is None:
-        raise EngineError("UnsupportedFault", f"fault kind {kind} is not supported by this operator build")
-    return engine
+def engine_of(run: ChaosRun) -> FaultEngine:
+    """The run's engine; UnknownFault (an EngineError: the run ends Errored) when there is none."""
+    return engine_for(fault_kind(run))
 
 
 def inject_context(env: RunEnv, namespace: str, name: str, run: ChaosRun) -> InjectContext:

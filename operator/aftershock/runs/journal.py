@@ -19,7 +19,7 @@ from aftershock.api.common import Condition, Finding, RunPhase, Severity, worst
 from aftershock.api.run import ChaosRun, ChaosRunStatus
 from aftershock.core import conditions as core_conditions
 from aftershock.core.phases import check_transition
-from aftershock.engines.base import Note
+from aftershock.engines.registry import manual_cleanup
 from aftershock.kube import Conflict, Obj
 from aftershock.metrics import RUNS
 from aftershock.runs.base import LostClaim, RunEnv
@@ -41,28 +41,25 @@ def fault_kind(run: ChaosRun) -> str:
     return fault.kind if fault is not None else "unknown"
 
 
-def note_finding(note: Note) -> Finding:
-    return Finding(severity=note.severity, title=note.title, detail=note.detail)
-
-
 def with_notes(
-    findings: Sequence[Finding], severity: Severity | None, notes: Sequence[Note]
+    findings: Sequence[Finding], severity: Severity | None, notes: Sequence[Finding]
 ) -> dict[str, Any]:
-    """Findings and severity with what a revert had to do added (status fields, for model_copy)."""
+    """Findings and severity with what an engine had to do added (status fields, for model_copy)."""
     if not notes:
         return {"findings": list(findings), "severity": severity}
     return {
-        "findings": [*findings, *(note_finding(n) for n in notes)],
+        "findings": [*findings, *notes],
         "severity": worst([severity or Severity.NONE, *(n.severity for n in notes)]),
     }
 
 
-def unrevertable_finding(when: str, failure: str) -> Finding:
+def unrevertable_finding(run: ChaosRun, when: str, failure: str) -> Finding:
+    by_hand = manual_cleanup(fault_kind(run), run.uid or "<run uid>")
     return Finding(
         severity=Severity.CRITICAL,
         title="fault could not be reverted",
         detail=f"reverting the fault {when} failed: {failure}; its artifacts carry the label"
-        " aftershock.dev/run and must be removed by hand (kubectl delete networkpolicy -l aftershock.dev/run=<uid>)",
+        f" aftershock.dev/run={run.uid} and must be removed by hand" + (f" ({by_hand})" if by_hand else ""),
     )
 
 
@@ -132,29 +129,32 @@ class Journal:
         new = (status or run.status).model_copy(update={"phase": phase, "reason": reason, "message": message})
         if phase.is_terminal and new.completion_time is None:
             new = new.model_copy(update={"completion_time": moment})
+        # the generation of the object being written (a hand-made run's grows when its spec is
+        # filled in): kstatus reads a status for an older generation as still in progress
+        generation = obj["metadata"].get("generation") or run.generation
         conditions = core_conditions.run_conditions(
             str(phase),
             reason,
             message,
-            run.generation,
+            generation,
             [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in new.conditions],
             moment,
         )
         new = new.model_copy(
             update={
                 "conditions": [Condition.model_validate(c) for c in conditions],
-                "observed_generation": run.generation or new.observed_generation,
+                "observed_generation": generation or new.observed_generation,
             }
         )
         await self.patch(obj, new, precondition)
+        if phase.is_terminal:  # counted at once: whoever sees the phase can read the metric
+            RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
         await env.io(
             env.kube.post_event, obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal"
         )
         await env.io(failpoints.reached, str(phase))
-        if phase.is_terminal:
-            RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
         # not on Pending: the status refresh would delay the injection; Observing lists it as active
         if env.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
             try:

@@ -29,7 +29,7 @@ from aftershock.engines.workloads import (
 from aftershock.kube import Obj
 from aftershock.metrics import DETECTION_LAG, RECOVERY
 from aftershock.runs.base import RunEnv, Stop
-from aftershock.runs.engine_access import engine_for, inject_context
+from aftershock.runs.engine_access import engine_of, inject_context
 from aftershock.runs.journal import Journal, fault_kind
 
 WORKLOAD_REFRESH = dt.timedelta(seconds=3)
@@ -67,9 +67,9 @@ async def follow(
 ) -> Follow | None:
     """Follow an engine that ends the fault itself (Litmus) until it reports, journaling what it
     says as it goes. None when interrupted (deleted, exiting, kill switch, past the deadline)."""
-    engine = engine_for(run)
+    engine = engine_of(run)
     ctx = inject_context(env, journal.namespace, journal.name, run)
-    recorded = run.status.litmus
+    recorded = run.status.engine
     while True:
         deadline = run.status.deadline
         if interrupted(env, stop) or (deadline is not None and env.clock() > deadline):
@@ -83,7 +83,7 @@ async def follow(
             return Follow(followed=followed)
         if followed.record is not None and followed.record != recorded:
             fresh = await journal.read()
-            status = ChaosRun.from_body(fresh).status.model_copy(update={"litmus": followed.record})
+            status = ChaosRun.from_body(fresh).status.model_copy(update={"engine": followed.record})
             await journal.patch(fresh, status, precondition=True)
             obj = await journal.read()
             run, recorded = ChaosRun.from_body(obj), followed.record
@@ -189,8 +189,10 @@ async def await_recovery(
             )
             message = f"not recovered within {format_seconds(timeout)}: {reason}"
             return Recovery(targets, None, str(assessment.severity), _findings(assessment.findings), message)
+        # woken by every change in the namespace; while degraded also every poll interval (a
+        # memory read, no API call), which keeps the lower bound on the recovery moment tight
         remaining = max(0.01, (give_up - env.clock()).total_seconds())
-        await view.wait_for_change(target_ns, seen, timeout=min(SAFETY_WAKE, remaining))
+        await view.wait_for_change(target_ns, seen, timeout=min(env.poll_seconds, remaining))
 
 
 def _findings(findings: tuple[object, ...]) -> tuple[Finding, ...]:

@@ -8,17 +8,18 @@ import datetime as dt
 
 from aftershock.api.common import RunPhase
 from aftershock.api.durations import parse_duration
-from aftershock.api.run import ChaosRun, TargetRecord
-from aftershock.core import litmus as core_litmus
+from aftershock.api.run import ChaosRun
 from aftershock.core import policy as core_policy
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.selectors import is_empty
 from aftershock.core.targets import TargetSelectionError, select_targets
+from aftershock.engines.base import TargetUnit
 from aftershock.engines.policy_gate import Policies, check_before_injecting, parse_policies, pdbs_for
+from aftershock.engines.registry import target_records
 from aftershock.engines.workloads import Workload, find_workloads, is_ready, pods_of
 from aftershock.kube import Obj
 from aftershock.runs.base import Abort, RunEnv, Stop
-from aftershock.runs.engine_access import engine_for, inject_context
+from aftershock.runs.engine_access import engine_of, inject_context
 from aftershock.runs.journal import Journal, fault_kind
 
 STEADY_PATIENCE = dt.timedelta(minutes=2)
@@ -86,7 +87,7 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
     target = spec.target
     target_ns = effective_target_namespace(namespace, target.namespace)
     # an unsupported fault, or a missing prerequisite, ends Errored before anything is resolved
-    await env.io(engine_for(run).preflight, inject_context(env, namespace, name, run))
+    await env.io(engine_of(run).preflight, inject_context(env, namespace, name, run))
     decision, _ = await policy_check(env, run, namespace, name, target_ns)  # fail fast
     if not decision.allowed:
         await journal.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
@@ -141,24 +142,20 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
             )
             return
         chosen = [p for p in chosen if p["metadata"]["name"] in set(kept)]
-    records = [
-        TargetRecord(kind="Pod", name=p["metadata"]["name"], namespace=target_ns, uid=p["metadata"]["uid"])
-        for p in chosen
-    ]
-    if spec.fault.litmus is not None and spec.fault.litmus.catalog.node_env is not None:
-        nodes = core_litmus.target_nodes(chosen, single=spec.fault.litmus.catalog.single_node)
-        if not nodes:
+    engine = engine_of(run)
+    records = target_records(engine, spec.fault, chosen, target_ns)
+    if engine.target_unit(spec.fault) is TargetUnit.NODES:
+        if not records:
             raise Abort("NoTargets", "the chosen pods are not scheduled on any node; nothing was injected")
         every = {
             str((p.get("spec") or {}).get("nodeName")) for p in pods if (p.get("spec") or {}).get("nodeName")
         }
         decision = core_policy.check_blast_radius(
-            policies, requested=len(nodes), total=len(every), unit="nodes"
+            policies, requested=len(records), total=len(every), unit="nodes"
         )
         if not decision.allowed:
             await journal.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
             return
-        records = [TargetRecord(kind="Node", name=n) for n in nodes]
     names = ", ".join(r.name for r in records)
     if spec.dry_run:
         status = run.status.model_copy(update={"targets": records})
