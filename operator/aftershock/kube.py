@@ -879,10 +879,3 @@ class Kube:
             self._call(self.events.create_namespaced_event, namespace, event, idempotent=False)
         except ApiException as exc:  # an event is a courtesy; the status is the record
             log.warning("could not post event %s on %s: %s", reason, meta.get("name"), exc.reason)
-
-    # --- old names, kept while runs/ and handlers/ are rewritten; use the find_* names ------
-
-    namespace_labels = find_namespace_labels
-    get_policy = find_policy
-    get_foreign = find_foreign
-    get_deployment = find_deployment

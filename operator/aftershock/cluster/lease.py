@@ -15,17 +15,15 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
-from aftershock.kube import Kube, Obj, now
+from aftershock.kube import Kube, NotFound, Obj, RetryPolicy, now
 
 log = logging.getLogger(__name__)
 
 DURATION = dt.timedelta(seconds=15)
 RENEW_EVERY = dt.timedelta(seconds=5)
+RENEW_RETRY = RetryPolicy(budget=4.0, connect_timeout=2.0, read_timeout=3.0)
+"""A renewal retried longer than its period would write a renewTime that is already old."""
 LABELS = {"app.kubernetes.io/part-of": "aftershock", "aftershock.dev/lease": "operator"}
 
 
@@ -71,8 +69,7 @@ class OperatorLease:
         read: Callable[[str, str], Obj | None] | None = None,
         clock: Callable[[], dt.datetime] = now,
     ) -> None:
-        self.api = client.CoordinationV1Api(kube.api)
-        self.kube = kube
+        self.kube = kube.with_retry(RENEW_RETRY)
         self.namespace = namespace
         self.identity = identity
         self.name = lease_name(identity)
@@ -101,21 +98,12 @@ class OperatorLease:
     def renew(self) -> None:
         """Create or renew the Lease (raises on failure)."""
         moment = self.clock()
-        body = self.body(moment)
         try:
-            self.api.patch_namespaced_lease(
-                self.name,
-                self.namespace,
-                {"spec": {"holderIdentity": self.identity, "renewTime": _micro(moment)}},
+            self.kube.patch_lease(
+                self.namespace, self.name, {"holderIdentity": self.identity, "renewTime": _micro(moment)}
             )
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            try:
-                self.api.create_namespaced_lease(self.namespace, body)
-            except ApiException as created:
-                if created.status != 409:
-                    raise
+        except NotFound:
+            self.kube.create_lease(self.namespace, self.body(moment))  # False (409): made meanwhile
         self._renewed = moment
 
     def start(self) -> None:
@@ -128,12 +116,7 @@ class OperatorLease:
         self._stop.set()
         if release:
             try:
-                self.api.delete_namespaced_lease(self.name, self.namespace)
-            except ApiException as exc:
-                if exc.status != 404:
-                    log.warning(
-                        "could not delete the operator Lease %s/%s: %s", self.namespace, self.name, exc
-                    )
+                self.kube.delete_lease(self.namespace, self.name)
             except Exception:
                 log.exception("could not delete the operator Lease %s/%s", self.namespace, self.name)
 
@@ -161,11 +144,4 @@ class OperatorLease:
         name = lease_name(holder)
         if self._read is not None:
             return self._read(self.namespace, name)
-        try:
-            found: Any = self.api.read_namespaced_lease(name, self.namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        plain: Obj = self.kube.api.sanitize_for_serialization(found)
-        return plain
+        return self.kube.find_lease(self.namespace, name)

@@ -90,7 +90,7 @@ def check_action(
     fault_kind = engine.policy_kind(fault)
     outcome = Outcome()
     target_ns = effective_target_namespace(namespace, target.namespace)
-    labels = kube.namespace_labels(target_ns)
+    labels = kube.find_namespace_labels(target_ns)
     if labels is None:
         raise Refused(f"target namespace {target_ns} does not exist")
     policies = load_policies(kube)

@@ -62,7 +62,7 @@ def start_timeout() -> float:
 
 
 def _get(kube: Kube, plural: str, namespace: str, name: str) -> Obj | None:
-    return kube.get_foreign(litmus.GROUP, litmus.VERSION, plural, namespace, name)
+    return kube.find_foreign(litmus.GROUP, litmus.VERSION, plural, namespace, name)
 
 
 def _find_engines(kube: Kube, scope: Scope) -> list[Obj]:

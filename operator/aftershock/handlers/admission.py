@@ -20,13 +20,19 @@ from aftershock.api.run import ChaosRunSpec
 from aftershock.cluster.io import Io
 from aftershock.engines.admission import Refused, check_action, check_experiment
 from aftershock.handlers.context import get_context
-from aftershock.kube import NotFound, now
+from aftershock.kube import Kube, NotFound, now
 
 
 def _io() -> Io:
     io = get_context().admission_io
     assert io is not None, "the admission pool is built at startup"
     return io
+
+
+def _kube() -> Kube:
+    kube = get_context().admission_kube
+    assert kube is not None, "the admission client is built at startup"
+    return kube
 
 
 def _unchanged_spec(operation: str | None, old: Any, body: kopf.Body) -> bool:
@@ -50,7 +56,7 @@ async def validate_experiment(
     try:
         outcome = await _io()(
             check_experiment,
-            ctx.kube,
+            _kube(),
             dict(body.get("spec") or {}),
             namespace=namespace or "default",
             user=dict(userinfo),
@@ -74,7 +80,7 @@ async def validate_run(
     spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))
     try:
         experiment = ChaosExperiment.from_body(
-            await _io()(ctx.kube.get, "ChaosExperiment", ns, spec.experiment)
+            await _io()(_kube().get, "ChaosExperiment", ns, spec.experiment)
         )
     except NotFound as exc:
         raise kopf.AdmissionError(
@@ -87,7 +93,7 @@ async def validate_run(
     try:
         outcome = await _io()(
             check_action,
-            ctx.kube,
+            _kube(),
             target=spec.target or experiment.spec.target,
             fault=spec.fault or experiment.spec.fault,
             namespace=ns,

@@ -40,6 +40,7 @@ class OperatorContext:
     runs: RunEnv | None = None
     scheduler: Scheduler | None = None
     admission_io: Io | None = None
+    admission_kube: Kube | None = None  # a short retry budget: the webhook answers within a timeout
     pools: list[Io] = field(default_factory=list)
 
     def run_env(self) -> RunEnv:

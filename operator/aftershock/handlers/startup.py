@@ -24,7 +24,7 @@ from aftershock.engines.default_policy import ensure_default_policy, load_spec
 from aftershock.engines.policy_gate import WATCH
 from aftershock.handlers.context import OperatorContext, default_identity, get_context, set_context
 from aftershock.handlers.sweeper import Sweeper
-from aftershock.kube import Kube, Obj, load_client
+from aftershock.kube import Kube, Obj, RetryPolicy, load_client
 from aftershock.runs.base import RunEnv
 from aftershock.runs.view import CachedView
 from aftershock.scheduling.scheduler import Scheduler
@@ -36,6 +36,7 @@ _sweeper: Sweeper | None = None
 _ready = asyncio.Event()
 _background: set[asyncio.Task[None]] = set()
 SYNC_PATIENCE = 120.0
+ADMISSION_RETRY = RetryPolicy(budget=5.0, connect_timeout=2.0, read_timeout=4.0)
 
 
 def lease_namespace(operator_namespace: str | None, scope: Scope) -> str:
@@ -111,6 +112,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ),
         scheduler=Scheduler(lambda body: tick(kube, body, read=runs_of), tick_io),
         admission_io=admission_io,
+        admission_kube=kube.with_retry(ADMISSION_RETRY),
         pools=[run_io, tick_io, admission_io],
     )
     set_context(context)

@@ -60,7 +60,7 @@ class Report:
 def stop_operator(kube: Kube, namespace: str, name: str, timeout: float) -> bool:
     """Scale the operator's Deployment to 0 and wait until none of its pods is left (a terminating
     pod may still be writing). False when there is no such Deployment."""
-    deployment = kube.get_deployment(namespace, name)
+    deployment = kube.find_deployment(namespace, name)
     if deployment is None:
         return False
     if (deployment.get("spec") or {}).get("replicas") != 0:
