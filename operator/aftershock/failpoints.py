@@ -1,8 +1,10 @@
-"""Failpoints for crash tests: pause the operator at a named point so a test can kill it there.
+"""Failpoints for crash and saturation tests: pause the operator at a named point so a test can
+kill it there, or hold a thread there.
 
 Set `AFTERSHOCK_FAILPOINTS="Injecting=5,Injected=5"` to sleep 5 s right after the named point is
 reached (a phase name: just after that phase is journaled; `Injected`: after the fault is applied,
-before Observing is journaled). Empty in production; read once per process.
+before Observing is journaled). `Observing@blocker=60` pauses only runs whose name starts with
+`blocker`. Empty in production; read once per process.
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ def _points() -> dict[str, float]:
     return points
 
 
-def reached(name: str) -> None:
-    seconds = _points().get(name)
-    if seconds:
-        log.warning("failpoint %s: pausing %.1fs", name, seconds)
-        time.sleep(seconds)
+def reached(name: str, subject: str = "") -> None:
+    """Sleep if a failpoint is set for `name` (optionally only for subjects with a prefix)."""
+    for point, seconds in _points().items():
+        where, _, prefix = point.partition("@")
+        if where == name and subject.startswith(prefix) and seconds:
+            log.warning("failpoint %s: pausing %.1fs", point, seconds)
+            time.sleep(seconds)
+            return

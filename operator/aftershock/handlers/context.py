@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from aftershock.cluster.cache import ClusterCache
 from aftershock.cluster.io import Io
 from aftershock.cluster.lease import OperatorLease
+from aftershock.core.naming import LABEL_EXPERIMENT
 from aftershock.core.watch_scope import Scope
-from aftershock.kube import Kube
+from aftershock.kube import Kube, Obj
 from aftershock.runs.base import RunEnv
 from aftershock.scheduling.scheduler import Scheduler
 
@@ -42,6 +43,11 @@ class OperatorContext:
     admission_io: Io | None = None
     admission_kube: Kube | None = None  # a short retry budget: the webhook answers within a timeout
     pools: list[Io] = field(default_factory=list)
+
+    def runs_of(self, namespace: str, experiment: str) -> list[Obj]:
+        """An experiment's runs from the watch cache (no API call)."""
+        assert self.cache is not None, "the cache is built at startup"
+        return self.cache.list("ChaosRun", namespace, {"matchLabels": {LABEL_EXPERIMENT: experiment}})
 
     def run_env(self) -> RunEnv:
         if self.runs is None:

@@ -30,10 +30,12 @@ def reconcile_experiment(
         experiment = ChaosExperiment.from_body(body)
         spec = experiment.spec
         if spec.schedule:
-            refresh_experiment_status(ctx.kube, namespace, name)  # the scheduler does the rest
+            refresh_experiment_status(
+                ctx.kube, namespace, name, read=ctx.runs_of
+            )  # the scheduler does the rest
             return
         if spec.suspend:
-            refresh_experiment_status(ctx.kube, namespace, name)
+            refresh_experiment_status(ctx.kube, namespace, name, read=ctx.runs_of)
             return
         # run once: the slot is the experiment's creation time, so the run's name is fixed and a
         # second attempt (a restart, a resync) answers 409 instead of running again
@@ -62,7 +64,9 @@ def reconcile_experiment(
         created_run = ctx.kube.create("ChaosRun", namespace, run)
         if created_run is not None:
             ctx.kube.post_event(dict(body), "RunCreated", f"created run {run_obj_name}")
-        refresh_experiment_status(ctx.kube, namespace, name, extra={"lastScheduleTime": format_time(created)})
+        refresh_experiment_status(
+            ctx.kube, namespace, name, extra={"lastScheduleTime": format_time(created)}, read=ctx.runs_of
+        )
     except Exception:
         RECONCILE_ERRORS.labels("ChaosExperiment", "reconcile").inc()
         raise

@@ -18,13 +18,13 @@ from aftershock.cluster.cache import ClusterCache
 from aftershock.cluster.experiment_status import refresh_experiment_status
 from aftershock.cluster.io import io_pool
 from aftershock.cluster.lease import OperatorLease
-from aftershock.core.naming import FINALIZER, LABEL_EXPERIMENT
+from aftershock.core.naming import FINALIZER
 from aftershock.core.watch_scope import Scope, explicit_namespaces
 from aftershock.engines.default_policy import ensure_default_policy, load_spec
 from aftershock.engines.policy_gate import WATCH
 from aftershock.handlers.context import OperatorContext, default_identity, get_context, set_context
 from aftershock.handlers.sweeper import Sweeper
-from aftershock.kube import Kube, Obj, RetryPolicy, load_client
+from aftershock.kube import Kube, RetryPolicy, load_client
 from aftershock.runs.base import RunEnv
 from aftershock.runs.view import CachedView
 from aftershock.scheduling.scheduler import Scheduler
@@ -82,14 +82,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         ) from exc
     cache.start()
     run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 16)
+    urgent_io = io_pool("aftershock-abort-io", "AFTERSHOCK_ABORT_THREADS", 8)
     tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 4)
     admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)
     view = CachedView(cache)
 
-    def runs_of(namespace: str, experiment: str) -> list[Obj]:
-        return cache.list("ChaosRun", namespace, {"matchLabels": {LABEL_EXPERIMENT: experiment}})
-
     async def experiment_changed(namespace: str, experiment: str) -> None:
+        # a consistent LIST, not the cache: the run's own write may not have arrived there yet,
+        # and this refresh (a run starting or ending) is the one the status must not miss
         await run_io(refresh_experiment_status, kube, namespace, experiment)
 
     context = OperatorContext(
@@ -109,12 +109,14 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             suspended=WATCH.suspended,
             claims=lease,
             on_change=experiment_changed,
+            urgent_io=urgent_io,
         ),
-        scheduler=Scheduler(lambda body: tick(kube, body, read=runs_of), tick_io),
+        scheduler=None,
         admission_io=admission_io,
         admission_kube=kube.with_retry(ADMISSION_RETRY),
-        pools=[run_io, tick_io, admission_io],
+        pools=[run_io, urgent_io, tick_io, admission_io],
     )
+    context.scheduler = Scheduler(lambda body: tick(kube, body, read=context.runs_of), tick_io)
     set_context(context)
     log.info("operator identity: %s (Lease %s/%s)", identity, leases, lease.name)
     configure_webhook(settings)

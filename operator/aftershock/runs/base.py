@@ -65,6 +65,11 @@ class RunEnv:
     suspended: Callable[[], str | None] = lambda: None  # the kill switch: a sentence while active
     claims: ClaimLiveness = field(default_factory=AlwaysLive)
     on_change: Callable[[str, str], Awaitable[None]] | None = None  # (namespace, experiment)
+    urgent_io: Io | None = None  # aborts and reverts (kill switch, deletion): never behind `io`
+
+    def io_for(self, urgent: bool) -> Io:
+        """The pool for the next call: a run being aborted must not queue behind busy runs."""
+        return self.urgent_io if urgent and self.urgent_io is not None else self.io
 
     def cluster(self) -> ClusterView:
         if self.view is None:

@@ -55,6 +55,7 @@ class RunDriver:
     async def drive(self, stop: Stop) -> None:
         """Advance the run one journaled step at a time until it is terminal or we must stop."""
         while True:
+            self.journal.urgent = stop.deleted()
             if self._watching_only(stop):
                 await stop.wait(1.0)  # another operator drives it; the cache shows when that ends
                 continue
@@ -191,7 +192,7 @@ class RunDriver:
             applied = await self.env.io(engine.inject, ctx, target)
             target.injected_at = applied or self.now()
             INJECTIONS.labels(engine.kind).inc()
-        await self.env.io(failpoints.reached, "Injected")
+        await self.env.io(failpoints.reached, "Injected", self.name)
         status = run.status.model_copy(update={"targets": targets})
         ACTIVE_FAULTS.labels(engine.kind).inc()
         what = (
@@ -297,6 +298,7 @@ class RunDriver:
         self, obj: Obj, run: ChaosRun, reason: str, message: str, extra: Sequence[Finding] = ()
     ) -> None:
         """Revert whatever this run applied, then record Aborted (idempotent)."""
+        self.journal.urgent = True
         findings = [*run.status.findings, *extra]
         severity = run.status.severity
         if extra:
@@ -327,7 +329,7 @@ class RunDriver:
         give_up = self.now() + patience
         while True:
             try:
-                return None, await self.env.io(engine.revert, ctx)
+                return None, await self.journal.io()(engine.revert, ctx)
             except EngineError:
                 raise
             except Exception as exc:
@@ -361,6 +363,7 @@ class RunDriver:
 
     async def error(self, obj: Obj, run: ChaosRun, reason: str, message: str) -> None:
         """End Errored; anything already applied is reverted first (nothing is left behind)."""
+        self.journal.urgent = True
         status = run.status
         if any(t.injected_at for t in run.status.targets) and has_engine(run):
             failure, notes = await self._revert(run, ABORT_PATIENCE)

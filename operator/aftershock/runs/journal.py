@@ -17,6 +17,7 @@ from typing import Any
 from aftershock import failpoints
 from aftershock.api.common import Condition, Finding, RunPhase, Severity, worst
 from aftershock.api.run import ChaosRun, ChaosRunStatus
+from aftershock.cluster.io import Io
 from aftershock.core import conditions as core_conditions
 from aftershock.core.phases import check_transition
 from aftershock.engines.registry import manual_cleanup
@@ -81,9 +82,13 @@ class Journal:
         self.env = env
         self.namespace = namespace
         self.name = name
+        self.urgent = False  # set while aborting: I/O goes to the urgent pool
+
+    def io(self) -> Io:
+        return self.env.io_for(self.urgent or self.env.suspended() is not None)
 
     async def read(self) -> Obj:
-        return await self.env.io(self.env.kube.get, "ChaosRun", self.namespace, self.name)
+        return await self.io()(self.env.kube.get, "ChaosRun", self.namespace, self.name)
 
     async def patch(self, obj: Obj, status: ChaosRunStatus, precondition: bool, attempts: int = 5) -> None:
         """Patch status guarded by resourceVersion. Metadata churn (kopf's own annotations and
@@ -95,7 +100,7 @@ class Journal:
         kube = self.env.kube
         for _ in range(attempts):
             try:
-                await self.env.io(
+                await self.io()(
                     kube.patch_status,
                     "ChaosRun",
                     self.namespace,
@@ -151,10 +156,10 @@ class Journal:
             RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
-        await env.io(
+        await self.io()(
             env.kube.post_event, obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal"
         )
-        await env.io(failpoints.reached, str(phase))
+        await self.io()(failpoints.reached, str(phase), self.name)
         # not on Pending: the status refresh would delay the injection; Observing lists it as active
         if env.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
             try:
