@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 from collections.abc import Sequence
 
 from aftershock import failpoints
@@ -17,10 +18,12 @@ from aftershock.api.common import Finding, RunPhase, Severity, Verdict, worst
 from aftershock.api.durations import parse_duration
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun, ChaosRunSpec
+from aftershock.cluster.store import NotSynced, NotWatched
+from aftershock.core.backoff import Backoff
 from aftershock.core.naming import SKIP_MESSAGE_ANNOTATION, SKIP_REASON_ANNOTATION
 from aftershock.core.times import parse_time
 from aftershock.engines.base import EngineError
-from aftershock.kube import Conflict, NotFound, Obj, forbidden
+from aftershock.kube import Conflict, NotFound, Obj, forbidden, transient
 from aftershock.metrics import ACTIVE_FAULTS, INJECTIONS
 from aftershock.runs import observer, targeting
 from aftershock.runs.base import Abort, LostClaim, RunEnv, Stop
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 REVERT_PATIENCE = dt.timedelta(seconds=20)
 ABORT_PATIENCE = dt.timedelta(seconds=10)
 ACTIVE = (RunPhase.INJECTING, RunPhase.OBSERVING, RunPhase.REVERTING)
+TRANSIENT_BACKOFF = Backoff(base=0.5, factor=2.0, cap=10.0)
 
 
 def deadline_grace(timeout: dt.timedelta) -> dt.timedelta:
@@ -54,6 +58,7 @@ class RunDriver:
 
     async def drive(self, stop: Stop) -> None:
         """Advance the run one journaled step at a time until it is terminal or we must stop."""
+        failures = 0
         while True:
             self.journal.urgent = stop.deleted()
             if self._watching_only(stop):
@@ -63,6 +68,17 @@ class RunDriver:
                 obj = await self.journal.read()
             except NotFound:
                 return
+            except Exception as exc:
+                if transient(exc) is None:
+                    raise
+                failures += 1
+                pause = TRANSIENT_BACKOFF.delay(min(failures, 6), random.random())
+                log.warning(
+                    "run %s/%s: API unavailable (%s); again in %.1f s", self.namespace, self.name, exc, pause
+                )
+                await stop.wait(pause)
+                continue
+            failures = 0
             run = ChaosRun.from_body(obj)
             raw_phase = phase_of(obj)
             phase = RunPhase(raw_phase) if raw_phase else None
@@ -112,7 +128,26 @@ class RunDriver:
                 return
             except (EngineError, Abort) as exc:
                 await self.error(obj, run, exc.reason, exc.message)
+            except NotWatched as exc:
+                await self.error(obj, run, "TargetNotWatched", f"{exc}: this operator does not watch it")
+            except NotSynced:
+                await stop.wait(1.0)  # the cache is (re)listing: decide on nothing until it has
             except Exception as exc:
+                if transient(exc) is not None:
+                    # the API server stayed unreachable for a whole retry budget: keep the journal,
+                    # back off, and carry on as soon as it answers — never leave the run to kopf's
+                    # minute-long daemon backoff with a fault in place
+                    failures += 1
+                    pause = TRANSIENT_BACKOFF.delay(min(failures, 6), random.random())
+                    log.warning(
+                        "run %s/%s: API unavailable (%s); again in %.1f s",
+                        self.namespace,
+                        self.name,
+                        exc,
+                        pause,
+                    )
+                    await stop.wait(pause)
+                    continue
                 denied = forbidden(exc)
                 if denied is None:
                     raise

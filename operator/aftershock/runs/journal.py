@@ -95,6 +95,9 @@ class Journal:
         finalizer) also bumps resourceVersion, so on a conflict the write is retried against the
         fresh object as long as the journal still says what we read (same phase, same claim); if
         another writer moved either on, the Conflict propagates and the loop re-reads the journal."""
+        if not self.urgent and not self.env.claims.valid(self.env.clock()):
+            # a long call may have outlasted our Lease: others may be taking the run over now
+            raise LostClaim(f"{self.name}: this operator's Lease lapsed before the write")
         expected = (phase_of(obj), (obj.get("status") or {}).get("claimedBy"))
         rv = obj["metadata"]["resourceVersion"]
         kube = self.env.kube
