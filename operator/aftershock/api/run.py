@@ -8,9 +8,8 @@ with only ``spec.experiment`` and let the operator fill in the rest once.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Final, Self
+from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
@@ -172,8 +171,9 @@ class ChaosRunStatus(ApiModel):
     )
     heartbeat_time: AwareDatetime | None = Field(
         default=None,
-        description="Renewed by the claiming operator while the run is active; a stale heartbeat"
-        " lets another operator take the run over.",
+        description="When the current claimant took the run. Liveness is the claimant's own Lease"
+        " (one per operator process, renewed every few seconds): when it lapses, another operator"
+        " takes the run over.",
     )
     reverted_at: AwareDatetime | None = Field(
         default=None, description="When a sustained fault was reverted (recovery is measured from here)."
@@ -200,17 +200,6 @@ class ChaosRunStatus(ApiModel):
         description="Standard conditions (Ready, Reconciling, Stalled).",
         json_schema_extra=CONDITIONS_LIST_SCHEMA,
     )
-
-    # --- temporary: the run driver (runs/observer.py, runs/driver.py) still says status.litmus; remove
-    # --- both once it says status.engine (issue 11)
-    @property
-    def litmus(self) -> EngineRecord | None:
-        return self.engine
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        if update and "litmus" in update:
-            update = {("engine" if key == "litmus" else key): value for key, value in update.items()}
-        return super().model_copy(update=update, deep=deep)
 
 
 class ChaosRun(ResourceModel):
