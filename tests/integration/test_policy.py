@@ -372,11 +372,11 @@ TENANT_RULES: list[dict[str, Any]] = [
 ]
 
 
-def _tenant(api: client.ApiClient, name: str) -> tuple[str, str]:
+def _tenant(api: client.ApiClient, name: str, rules: list[dict[str, Any]] | None = None) -> tuple[str, str]:
     ns = _namespace(api, OPT_IN, name=f"t-tenant-{name}-{uuid.uuid4().hex[:5]}")
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     core.create_namespaced_service_account(ns, {"metadata": {"name": name}})
-    rbac.create_namespaced_role(ns, {"metadata": {"name": "chaos"}, "rules": TENANT_RULES})
+    rbac.create_namespaced_role(ns, {"metadata": {"name": "chaos"}, "rules": rules or TENANT_RULES})
     rbac.create_namespaced_role_binding(
         ns,
         {
@@ -466,4 +466,74 @@ def test_tenant_cannot_touch_another_tenants_pods(
     assert {p.metadata.uid for p in pods_of(api, ns_b, "app")} == b_pods
     assert our_network_policies(api, ns_b) == []
     for ns in (ns_a, ns_b):
+        client.CoreV1Api(api).delete_namespace(ns)
+
+
+def _litmus_experiment(name: str, litmus_experiment: str) -> dict[str, Any]:
+    """Admitted or refused, it never runs here: scheduled once a year and suspended."""
+    fault = {"duration": "30s", "litmus": {"experiment": litmus_experiment, "chaosServiceAccount": "litmus"}}
+    body = experiment(name, app="app", fault=fault)
+    body["spec"].update(schedule="@yearly", suspend=True)
+    return body
+
+
+def test_a_node_fault_needs_rights_on_nodes_cluster_wide_not_a_namespace_role(
+    cluster: Cluster, api: client.ApiClient, operator: OperatorProcess
+) -> None:
+    """Admission asks what the fault's engine declares it does. A Litmus node experiment patches
+    nodes, which belong to no namespace: a Role in the author's namespace that names nodes (it can
+    never let anyone patch a node) does not count; a ClusterRole does."""
+    rules = [
+        *TENANT_RULES,
+        {"apiGroups": ["litmuschaos.io"], "resources": ["chaosengines"], "verbs": ["create"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["patch"]},
+    ]
+    ns, user = _tenant(api, "n", rules)
+    as_user = client.CustomObjectsApi(cluster.api_client(impersonate=user))
+    rbac = client.RbacAuthorizationV1Api(api)
+
+    def create(name: str, litmus_experiment: str) -> dict[str, Any]:
+        body = _litmus_experiment(name, litmus_experiment)
+        created: dict[str, Any] = as_user.create_namespaced_custom_object(
+            GROUP, VERSION, ns, "chaosexperiments", body
+        )
+        return created
+
+    with pytest.raises(ApiException) as refused:
+        create("hog", "node-cpu-hog")
+    assert refused.value.status == 403, refused.value.body
+    message = json.loads(refused.value.body)["message"]
+    assert "may not patch nodes," in message and "litmusNode" in message, message
+    # the engine's pod experiments touch only the author's namespace: no review needed there
+    assert create("latency", "pod-network-latency")["metadata"]["name"] == "latency"
+
+    grant = f"t-nodes-{uuid.uuid4().hex[:6]}"
+    rbac.create_cluster_role(
+        {
+            "metadata": {"name": grant},
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["patch"]}],
+        }
+    )
+    rbac.create_cluster_role_binding(
+        {
+            "metadata": {"name": grant},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": grant},
+            "subjects": [{"kind": "ServiceAccount", "name": "n", "namespace": ns}],
+        }
+    )
+    try:
+
+        def admitted() -> bool:
+            try:
+                create("hog", "node-cpu-hog")
+            except ApiException as exc:  # until the authorizer has seen the new binding
+                if exc.status != 403:
+                    raise
+                return False
+            return True
+
+        wait_for(admitted, timeout=30, message="the node experiment admitted with nodes patch cluster-wide")
+    finally:
+        rbac.delete_cluster_role_binding(grant)
+        rbac.delete_cluster_role(grant)
         client.CoreV1Api(api).delete_namespace(ns)
