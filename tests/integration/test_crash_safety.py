@@ -223,6 +223,12 @@ OPERATOR_RULES_WITHOUT_NP_DELETE: list[dict[str, Any]] = [
         "resources": ["customresourcedefinitions"],
         "verbs": ["get", "list", "watch"],
     },
+    # its own Lease (claim liveness), as the chart grants in the release namespace
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+    },
     # may create NetworkPolicies, may not delete them: the revert is impossible
     {
         "apiGroups": ["networking.k8s.io"],

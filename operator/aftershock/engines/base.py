@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aftershock.api.common import Finding
 from aftershock.api.experiment import Fault, Target
@@ -20,13 +20,6 @@ from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube, Obj
-
-if TYPE_CHECKING:
-    from aftershock.engines.registry import FaultEngine
-
-Note = Finding
-"""What a revert or a self-timed engine found that the run must record. Kept as a name for the
-run driver's imports; it *is* the API's Finding (one type from engine to status)."""
 
 
 class EngineError(Exception):
@@ -158,23 +151,12 @@ class Native:
         return Followed(done=True)
 
 
-def __getattr__(name: str) -> Any:
-    """`FaultEngine` moved to engines/registry.py; the run driver still imports it from here."""
-    if name == "FaultEngine":
-        from aftershock.engines import registry
-
-        return registry.FaultEngine
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = [
     "ArtifactFinder",
     "EngineError",
-    "FaultEngine",
     "Followed",
     "InjectContext",
     "Native",
-    "Note",
     "Permission",
     "TargetUnit",
     "distinct_nodes",

@@ -169,9 +169,7 @@ async def await_recovery(
                 f"recovered in {format_seconds(seconds)} (objective {format_seconds(objective)}): "
                 f"{assessment.verdict}, severity {assessment.severity}"
             )
-            return Recovery(
-                targets, seconds, str(assessment.severity), _findings(assessment.findings), message
-            )
+            return Recovery(targets, seconds, str(assessment.severity), tuple(assessment.findings), message)
         still_degraded_at = looked_at
         if observed_at >= give_up:
             reason = why_not_ready(all_pods) if workloads else "the target workload no longer exists"
@@ -188,13 +186,8 @@ async def await_recovery(
                 )
             )
             message = f"not recovered within {format_seconds(timeout)}: {reason}"
-            return Recovery(targets, None, str(assessment.severity), _findings(assessment.findings), message)
+            return Recovery(targets, None, str(assessment.severity), tuple(assessment.findings), message)
         # woken by every change in the namespace; while degraded also every poll interval (a
         # memory read, no API call), which keeps the lower bound on the recovery moment tight
         remaining = max(0.01, (give_up - env.clock()).total_seconds())
         await view.wait_for_change(target_ns, seen, timeout=min(env.poll_seconds, remaining))
-
-
-def _findings(findings: tuple[object, ...]) -> tuple[Finding, ...]:
-    """core's findings as the API's (one Finding type is on its way; until then, convert)."""
-    return tuple(f if isinstance(f, Finding) else Finding.model_validate(f.to_dict()) for f in findings)  # type: ignore[attr-defined]

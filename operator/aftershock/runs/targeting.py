@@ -41,7 +41,7 @@ async def policy_check(
         run_name=name,
         run_namespace=namespace,
         target_namespace=target_ns,
-        fault_kind=run.spec.fault.policy_kind if run.spec.fault else "unknown",
+        fault_kind=engine_of(run).policy_kind(run.spec.fault) if run.spec.fault else "unknown",
         operator_namespace=env.operator_namespace,
         now=env.clock(),
     )
