@@ -165,8 +165,11 @@ def bench_environment(prefix: str) -> Iterator[Bench]:
     try:
         yield Bench(kubeconfig, api, namespace, operator)
     finally:
+        # the namespace goes first, while the operator still runs and releases its finalizers
+        left = delete_namespaces(api, [namespace], timeout=120)
         operator.stop()
-        core.delete_namespace(namespace)
+        for name in left:  # past the timeout: release them ourselves
+            strip_finalizers(api, name)
         delete_policy(api, POLICY)
 
 
