@@ -302,7 +302,8 @@ def main() -> int:
                     "create_calls_by_webhook": webhooks,  # every client's: another webhook here adds latency
                 },
                 "kill_switch": kill_switch,
-                "other_operators_running": others,
+                # seen at the start or at the end of the measurement
+                "other_operators_running": sorted({*others, *other_operators(api, system)}),
                 "operator_log": str(log_path),
             }
     except BaseException:

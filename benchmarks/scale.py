@@ -326,7 +326,8 @@ def main() -> int:
                     "slot_to_claim_seconds": summary(claims),
                     "slot_to_injection_seconds": summary(delays),
                 },
-                "other_operators_running": others,
+                # seen at the start or at the end of the measurement
+                "other_operators_running": sorted({*others, *other_operators(api, system)}),
                 "operator_log": str(log_path),
             }
     except BaseException:
