@@ -27,6 +27,11 @@ def _points() -> dict[str, float]:
     return points
 
 
+def armed() -> bool:
+    """Whether any failpoint is set (callers skip the call, and its thread hop, when none is)."""
+    return bool(_points())
+
+
 def reached(name: str, subject: str = "") -> None:
     """Sleep if a failpoint is set for `name` (optionally only for subjects with a prefix)."""
     for point, seconds in _points().items():

@@ -93,17 +93,21 @@ def forbidden(exc: BaseException) -> str | None:
     return None
 
 
-def load_client() -> client.ApiClient:
+def load_client(connections: int = 48) -> client.ApiClient:
     """In-cluster credentials when running in a pod, the kubeconfig ($KUBECONFIG) otherwise.
 
     urllib3's own retries are turned off: they would repeat a timed-out request up to three times
-    with the full timeout each, outside the budget; `call_with_backoff` does all retrying."""
+    with the full timeout each, outside the budget; `call_with_backoff` does all retrying. The
+    connection pool holds as many connections as the operator has threads calling through it
+    (runs, aborts, ticks, admission, handlers): a smaller pool discards connections and pays a
+    TLS handshake for every call under load."""
     try:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
     configuration = client.Configuration.get_default_copy()
     configuration.retries = False
+    configuration.connection_pool_maxsize = connections
     return client.ApiClient(configuration)
 
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aftershock.cluster.io import Io
-from aftershock.cluster.lease import is_live, lease_name
+from aftershock.cluster.lease import OperatorLease, is_live, lease_name
 from aftershock.scheduling.heap import TimerHeap
 from aftershock.scheduling.scheduler import Scheduler, needs_tick
 
@@ -123,3 +123,38 @@ def test_a_lease_is_live_until_its_duration_has_passed_since_renewal() -> None:
 def test_lease_names_are_stable_and_dns_safe() -> None:
     assert lease_name("pod-1") == lease_name("pod-1") != lease_name("pod-2")
     assert lease_name("Host_Name-42").replace("-", "").isalnum() and len(lease_name("x" * 300)) < 64
+
+
+class _Leases:
+    """Answers find_lease from a dict; raises for namespaces it may not read (like a 403)."""
+
+    def __init__(self, leases: dict[tuple[str, str], dict[str, Any]], forbidden: set[str]) -> None:
+        self.leases = leases
+        self.forbidden = forbidden
+        self.reads = 0
+
+    def with_retry(self, _policy: object) -> _Leases:
+        return self
+
+    def find_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads += 1
+        if namespace in self.forbidden:
+            raise PermissionError(f"leases in {namespace} are forbidden")
+        return self.leases.get((namespace, name))
+
+
+def test_a_claim_is_judged_by_the_lease_it_names_and_never_stolen_when_unreadable() -> None:
+    at = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.UTC)
+    fresh = _lease("other", "2026-11-28T11:59:58.000000Z")
+    kube = _Leases({("elsewhere", lease_name("other")): fresh}, forbidden={"secret"})
+    ours = OperatorLease(kube, "home", "me", read=lambda ns, name: None, clock=lambda: at)  # type: ignore[arg-type]
+    # its Lease lives in another namespace: read there (once per few seconds), and it is alive
+    assert ours.holder_is_live("other", f"elsewhere/{lease_name('other')}", at)
+    assert ours.holder_is_live("other", f"elsewhere/{lease_name('other')}", at)
+    assert kube.reads == 1
+    # a reference to somebody else's Lease name does not count: the holder's own is looked up
+    assert not ours.holder_is_live("other", "elsewhere/some-other-lease", at)
+    # no reference (an older run): our namespace, where there is none: lapsed
+    assert not ours.holder_is_live("other", None, at)
+    # a Lease we may not read: never take the run over
+    assert ours.holder_is_live("other", f"secret/{lease_name('other')}", at)

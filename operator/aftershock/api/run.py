@@ -169,6 +169,12 @@ class ChaosRunStatus(ApiModel):
         description="Identity of the operator process driving this run; written with a"
         " resourceVersion precondition before injecting, so two operators never inject the same run.",
     )
+    claim_lease: str | None = Field(
+        default=None,
+        max_length=317,
+        description="namespace/name of the claimant's Lease: while it is renewed the claim holds;"
+        " an operator that cannot read it never takes the run over.",
+    )
     heartbeat_time: AwareDatetime | None = Field(
         default=None,
         description="When the current claimant took the run. Liveness is the claimant's own Lease"

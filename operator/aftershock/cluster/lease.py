@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from aftershock.kube import Kube, NotFound, Obj, RetryPolicy, now
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DURATION = dt.timedelta(seconds=15)
 RENEW_EVERY = dt.timedelta(seconds=5)
+FOREIGN_TTL = 3.0  # seconds a Lease read from another namespace is reused (no GET per look)
 RENEW_RETRY = RetryPolicy(budget=4.0, connect_timeout=2.0, read_timeout=3.0)
 """A renewal retried longer than its period would write a renewTime that is already old."""
 LABELS = {"app.kubernetes.io/part-of": "aftershock", "aftershock.dev/lease": "operator"}
@@ -77,6 +79,7 @@ class OperatorLease:
         self.clock = clock
         self._read = read  # the watch-fed cache's Lease reader, when there is one
         self._renewed: dt.datetime | None = None
+        self._foreign: dict[tuple[str, str], tuple[float, Obj | None]] = {}  # other namespaces' Leases
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="aftershock-lease", daemon=True)
 
@@ -135,13 +138,36 @@ class OperatorLease:
 
     # --- theirs --------------------------------------------------------------------------
 
-    def holder_is_live(self, holder: str, moment: dt.datetime) -> bool:
+    @property
+    def reference(self) -> str:
+        """Where others find this operator's Lease (written into the runs it claims)."""
+        return f"{self.namespace}/{self.name}"
+
+    def holder_is_live(self, holder: str, lease: str | None, moment: dt.datetime) -> bool:
+        """Whether `holder` (with its Lease at `lease`, "namespace/name") is alive. A Lease this
+        operator may not read counts as live: a claim it cannot verify is never taken over (the
+        run's deadline still ends it)."""
         if holder == self.identity:
             return self.valid(moment)
-        return is_live(self._lease_of(holder), holder, moment)
+        namespace, name = self.namespace, lease_name(holder)
+        if lease and lease.partition("/")[2] == name:  # only the holder's own Lease counts
+            namespace = lease.partition("/")[0]
+        try:
+            found = self._lease_at(namespace, name)
+        except Exception as exc:
+            log.warning(
+                "cannot read the Lease %s/%s of %s (claim treated as live): %s", namespace, name, holder, exc
+            )
+            return True
+        return is_live(found, holder, moment)
 
-    def _lease_of(self, holder: str) -> Obj | None:
-        name = lease_name(holder)
-        if self._read is not None:
-            return self._read(self.namespace, name)
-        return self.kube.find_lease(self.namespace, name)
+    def _lease_at(self, namespace: str, name: str) -> Obj | None:
+        if namespace == self.namespace and self._read is not None:
+            return self._read(namespace, name)  # the watch cache: no API call
+        cached = self._foreign.get((namespace, name))
+        at = time.monotonic()
+        if cached is not None and at - cached[0] < FOREIGN_TTL:
+            return cached[1]
+        found = self.kube.find_lease(namespace, name)
+        self._foreign[(namespace, name)] = (at, found)
+        return found

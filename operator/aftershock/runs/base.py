@@ -36,14 +36,20 @@ class ClusterView(Protocol):
 class ClaimLiveness(Protocol):
     """Whether the operator holding a claim is alive (its Lease is renewed: cluster/lease.py)."""
 
-    def holder_is_live(self, holder: str, moment: dt.datetime) -> bool: ...
+    @property
+    def reference(self) -> str | None: ...
+    def holder_is_live(self, holder: str, lease: str | None, moment: dt.datetime) -> bool: ...
     def valid(self, moment: dt.datetime) -> bool: ...
 
 
 class AlwaysLive:
     """For one-shot callers (the release command) that only abort and never take runs over."""
 
-    def holder_is_live(self, holder: str, moment: dt.datetime) -> bool:
+    @property
+    def reference(self) -> str | None:
+        return None
+
+    def holder_is_live(self, holder: str, lease: str | None, moment: dt.datetime) -> bool:
         return True
 
     def valid(self, moment: dt.datetime) -> bool:

@@ -227,7 +227,8 @@ class RunDriver:
             applied = await self.env.io(engine.inject, ctx, target)
             target.injected_at = applied or self.now()
             INJECTIONS.labels(engine.kind).inc()
-        await self.env.io(failpoints.reached, "Injected", self.name)
+        if failpoints.armed():
+            await self.env.io(failpoints.reached, "Injected", self.name)
         status = run.status.model_copy(update={"targets": targets})
         ACTIVE_FAULTS.labels(engine.kind).inc()
         what = (

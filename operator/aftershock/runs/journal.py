@@ -10,8 +10,9 @@ again under a precondition. Past `status.deadline` a run is reverted and closed 
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from aftershock import failpoints
@@ -30,6 +31,22 @@ log = logging.getLogger(__name__)
 WARNING_PHASES = {RunPhase.ERRORED, RunPhase.ABORTED}
 NEW_RUN_PHASES = frozenset({RunPhase.PENDING, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED})
 """Where a run with no phase yet may go: accepted, skipped, refused, or deleted before it began."""
+
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def background(work: Coroutine[Any, Any, Any]) -> None:
+    """Run `work` without waiting for it (kept referenced until done; failures are logged)."""
+    task = asyncio.ensure_future(work)
+    _background.add(task)
+
+    def done(finished: asyncio.Task[Any]) -> None:
+        _background.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.warning("background call failed: %s", finished.exception())
+
+    task.add_done_callback(done)
 
 
 def phase_of(obj: Obj) -> str | None:
@@ -159,10 +176,17 @@ class Journal:
             RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
-        await self.io()(
+        # an Event is a courtesy (the journal is the record): on the way to injecting it is posted
+        # beside the run, not in its way; the last one is awaited, so the story is complete
+        event = self.io()(
             env.kube.post_event, obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal"
         )
-        await self.io()(failpoints.reached, str(phase), self.name)
+        if phase.is_terminal:
+            await event
+        else:
+            background(event)
+        if failpoints.armed():
+            await self.io()(failpoints.reached, str(phase), self.name)
         # not on Pending: the status refresh would delay the injection; Observing lists it as active
         if env.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
             try:
@@ -174,12 +198,18 @@ class Journal:
 
     def claim_is_live(self, run: ChaosRun) -> bool:
         holder = run.status.claimed_by
-        return bool(holder) and self.env.claims.holder_is_live(str(holder), self.env.clock())
+        return bool(holder) and self.env.claims.holder_is_live(
+            str(holder), run.status.claim_lease, self.env.clock()
+        )
 
     async def take_over(self, obj: Obj, run: ChaosRun) -> None:
         previous = run.status.claimed_by or "nobody"
         status = run.status.model_copy(
-            update={"claimed_by": self.env.identity, "heartbeat_time": self.env.clock()}
+            update={
+                "claimed_by": self.env.identity,
+                "claim_lease": self.env.claims.reference,
+                "heartbeat_time": self.env.clock(),
+            }
         )
         await self.patch(obj, status, precondition=True)  # only one contender wins the stale claim
         log.info("run %s/%s: took over from %s (its Lease lapsed)", self.namespace, self.name, previous)

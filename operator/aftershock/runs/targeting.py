@@ -169,6 +169,7 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
             "targets": records,
             "start_time": moment,
             "claimed_by": env.identity,
+            "claim_lease": env.claims.reference,
             "heartbeat_time": moment,
         }
     )
