@@ -83,7 +83,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     cache.start()
     run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 16)
     urgent_io = io_pool("aftershock-abort-io", "AFTERSHOCK_ABORT_THREADS", 8)
-    tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 4)
+    tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 8)
     admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)
     view = CachedView(cache)
 

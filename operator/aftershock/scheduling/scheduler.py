@@ -50,7 +50,7 @@ def needs_tick(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
 
 class Scheduler:
     def __init__(
-        self, tick: Tick, io: Io, *, concurrency: int = 8, clock: Callable[[], float] = time.monotonic
+        self, tick: Tick, io: Io, *, concurrency: int = 16, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self.tick = tick
         self.io = io
