@@ -21,7 +21,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.support.chaos import Chaos, experiment
+from tests.support.chaos import Chaos, experiment, partition
 from tests.support.cluster import Cluster
 from tests.support.net import free_port
 from tests.support.operator import OperatorProcess, start_operator
@@ -514,9 +514,7 @@ def test_uninstall_lets_go_of_everything_and_keeps_the_crds(
         # a scheduled experiment is an entry in the scheduler's heap, not a daemon: no finalizer,
         # so nothing of it can get stuck; the active run holds one until its fault is reverted
         wait_for(
-            lambda: (
-                (chaos.get("chaosexperiments", "hourly").get("status") or {}).get("nextScheduleTime")
-            ),
+            lambda: (chaos.get("chaosexperiments", "hourly").get("status") or {}).get("nextScheduleTime"),
             timeout=30,
             message="the scheduled experiment planned",
         )
@@ -612,15 +610,24 @@ def test_an_upgrade_that_stops_watching_a_namespace_lets_go_of_it(
             kubeconfig, tmp_path / "operator.log", *chart_operator_args(api, release_namespace, sa, tmp_path)
         )
         kubelet = Kubelet(api, release_namespace, sa, op)
+        # an active run (a held partition) in each namespace: only it carries our finalizer
         for ns in (kept, dropped):
-            Chaos(api, ns).create_experiment(
-                experiment("hourly", app="shop", extra_spec={"schedule": "@every 1h"})
-            )
+            client.AppsV1Api(api).create_namespaced_deployment(ns, deployment("shop", replicas=2))
+            Chaos(api, ns).create_experiment(experiment("hourly", app="shop", fault=partition("1h")))
+        held: dict[str, str] = {}
         for ns in (kept, dropped):
-            wait_for(
-                lambda ns=ns: "aftershock.dev/finalizer" in finalizers(api, ns, "chaosexperiments")["hourly"],
-                timeout=30,
-                message=f"the finalizer in {ns}",
+            held[ns] = wait_for(
+                lambda ns=ns: next(
+                    (
+                        r["metadata"]["name"]
+                        for r in Chaos(api, ns).runs("hourly")
+                        if (r.get("status") or {}).get("phase") == "Observing"
+                        and "aftershock.dev/finalizer" in (r["metadata"].get("finalizers") or [])
+                    ),
+                    None,
+                ),
+                timeout=60,
+                message=f"the held run in {ns}",
             )
         new_values = base_install(release_namespace, f"watchNamespaces={{{kept}}}")
         # the new chart's pre-upgrade hook, as Helm would run it before changing anything
@@ -636,8 +643,11 @@ def test_an_upgrade_that_stops_watching_a_namespace_lets_go_of_it(
         result = run_cli(kubeconfig, hook_command(rendered, "pre-upgrade"))
         assert result.returncode == 0, result.stdout + result.stderr
         assert kubelet.stopped_at_zero.is_set()
-        assert finalizers(api, dropped, "chaosexperiments") == {"hourly": []}
-        assert finalizers(api, kept, "chaosexperiments")["hourly"] == ["aftershock.dev/finalizer"]
+        assert finalizers(api, dropped, "chaosruns") == {held[dropped]: []}
+        assert finalizers(api, kept, "chaosruns")[held[kept]] == ["aftershock.dev/finalizer"]
+        released = Chaos(api, dropped).get("chaosruns", held[dropped])["status"]
+        assert released["phase"] == "Aborted" and released["reason"] == "OperatorReleased", released
+        assert not client.NetworkingV1Api(api).list_namespaced_network_policy(dropped).items
 
         helm(cluster, "upgrade", release, str(CHART), *new_values, "--no-hooks")
         upgraded = client.AppsV1Api(api).read_namespaced_deployment(sa, release_namespace)
