@@ -91,10 +91,19 @@ def test_network_partition_is_held_then_removed(api: client.ApiClient, namespace
     assert policy.spec.policy_types == ["Ingress"]
     assert not policy.spec.ingress  # no rule: nothing may reach the isolated pods
     run_uid = policy.metadata.labels["aftershock.dev/run"]
-    isolated = client.CoreV1Api(api).list_namespaced_pod(
-        namespace, label_selector=f"aftershock.dev/run={run_uid}"
+    # the policy is created with the first target; each target pod is then marked in turn
+    wait_for(
+        lambda: (
+            len(
+                client.CoreV1Api(api)
+                .list_namespaced_pod(namespace, label_selector=f"aftershock.dev/run={run_uid}")
+                .items
+            )
+            == 2
+        ),
+        timeout=10,
+        message="both target pods isolated",
     )
-    assert len(isolated.items) == 2
     assert policy.metadata.owner_references[0].kind == "ChaosRun"
 
     run = wait_for(lambda: chaos.finished_run("cut"), timeout=60, message="the run to finish")
