@@ -93,7 +93,7 @@ def forbidden(exc: BaseException) -> str | None:
     return None
 
 
-def load_client(connections: int = 48) -> client.ApiClient:
+def load_client(connections: int = 100) -> client.ApiClient:
     """In-cluster credentials when running in a pod, the kubeconfig ($KUBECONFIG) otherwise.
 
     urllib3's own retries are turned off: they would repeat a timed-out request up to three times

@@ -81,7 +81,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             delay=5,
         ) from exc
     cache.start()
-    run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 16)
+    run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 64)
     urgent_io = io_pool("aftershock-abort-io", "AFTERSHOCK_ABORT_THREADS", 8)
     tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 8)
     admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)
