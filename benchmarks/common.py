@@ -157,7 +157,7 @@ def bench_environment(prefix: str) -> Iterator[Bench]:
     operator = start_operator(
         kubeconfig,
         Path(tempfile.mkdtemp()) / "operator.log",
-        *("--namespace", namespace, "--metrics-port", "0", "--identity", namespace),
+        *("--namespace", namespace, "--identity", namespace),
     )
     others = other_operators(api, namespace)
     if others:

@@ -75,6 +75,7 @@ from benchmarks.common import (
 FAKE_IMAGE = "registry.invalid/aftershock/fake:1"
 APISERVER_METRICS = (DISPATCHED, "apiserver_request_total")
 OPERATOR_METRICS = (
+    "aftershock_api_requests_total",
     "aftershock_cache_relists_total",
     "aftershock_cache_watch_starts_total",
     "aftershock_api_retries_total",

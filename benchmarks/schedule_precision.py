@@ -23,7 +23,19 @@ from tests.support.tools import REPO
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment
 
-from benchmarks.common import bench_environment, machine, other_operators, percentile, report
+from benchmarks.common import bench_environment, machine, other_operators, parse_samples, percentile, report
+
+API_REQUESTS = "aftershock_api_requests_total"
+
+
+def requests_by_operation(text: str, baseline: dict[str, float] | None = None) -> dict[str, float]:
+    """The operator's own API requests by client operation (minus `baseline`)."""
+    counts: dict[str, float] = {}
+    for (name, labels), value in parse_samples(text, (API_REQUESTS,)).items():
+        if name == API_REQUESTS:
+            operation = dict(labels)["operation"]
+            counts[operation] = value - (baseline or {}).get(operation, 0.0)
+    return {op: n for op, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n}
 
 
 def _time(value: str) -> dt.datetime:
@@ -63,6 +75,7 @@ def main() -> int:
                 schedule=f"@every {args.interval}", successfulRunsHistoryLimit=50, failedRunsHistoryLimit=50
             )
             chaos.create_experiment(body)
+        baseline = requests_by_operation(bench.operator.metrics())
 
         def injected_runs() -> list[dict[str, Any]] | None:
             runs = [
@@ -82,6 +95,8 @@ def main() -> int:
         # the benchmark's operator claims as its namespace; another one watching it skews the figures
         elsewhere = [r for r in runs if r["status"].get("claimedBy") not in (None, namespace)]
         others = other_operators(api, namespace)
+        requests = requests_by_operation(bench.operator.metrics(), baseline)
+        runs_created = len(chaos.runs())
 
     result: dict[str, Any] = {
         "benchmark": "schedule precision",
@@ -98,6 +113,9 @@ def main() -> int:
             "median": round(statistics.median(claimed), 3),
             "p99": round(percentile(claimed, 99), 3),
         },
+        # everything the operator asked of the API server after the experiments were created,
+        # per run (ticks, runs, events, experiment status): what a burst of slots costs
+        "api_requests_per_run": {op: round(n / max(1, runs_created), 2) for op, n in requests.items()},
         "slot_to_injection_seconds": {
             "median": round(statistics.median(delays), 3),
             "p99": round(percentile(delays, 99), 3),

@@ -64,7 +64,7 @@ from kubernetes.client.rest import ApiException
 from aftershock import GROUP, VERSION
 from aftershock.core.backoff import Backoff, parse_retry_after
 from aftershock.core.watch_scope import Scope
-from aftershock.metrics import API_RETRIES
+from aftershock.metrics import API_REQUESTS, API_RETRIES
 
 log = logging.getLogger(__name__)
 
@@ -262,8 +262,14 @@ class Kube:
 
     def _call(self, request: Callable[..., Any], *args: Any, idempotent: bool = True, **kwargs: Any) -> Any:
         what = getattr(request, "__name__", "API request")
+        counted = API_REQUESTS.labels(what)
+
+        def attempt(timeouts: Timeouts) -> Any:
+            counted.inc()
+            return request(*args, _request_timeout=timeouts, **kwargs)
+
         return call_with_backoff(
-            lambda timeouts: request(*args, _request_timeout=timeouts, **kwargs),
+            attempt,
             self.retry,
             idempotent=idempotent,
             what=what,

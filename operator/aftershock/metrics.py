@@ -51,6 +51,13 @@ API_RETRIES = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+API_REQUESTS = Counter(
+    "aftershock_api_requests_total",
+    "Kubernetes API requests the operator issued outside the shared cache's LIST/WATCH (each retry"
+    " counts), by client operation.",
+    ["operation"],
+    registry=REGISTRY,
+)
 CACHE_WATCHES = Counter(
     "aftershock_cache_watch_starts_total",
     "WATCH calls the shared cluster cache started (the first and every restart), by kind.",

@@ -15,6 +15,7 @@ import kopf
 
 from aftershock import GROUP
 from aftershock.cluster.cache import ClusterCache
+from aftershock.cluster.coalesce import Coalescer
 from aftershock.cluster.experiment_status import refresh_experiment_status
 from aftershock.cluster.io import io_pool
 from aftershock.cluster.lease import OperatorLease
@@ -83,14 +84,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     cache.start()
     run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 64)
     urgent_io = io_pool("aftershock-abort-io", "AFTERSHOCK_ABORT_THREADS", 8)
-    tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 8)
+    tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 32)
     admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)
     view = CachedView(cache)
 
-    async def experiment_changed(namespace: str, experiment: str) -> None:
+    async def refresh_status(key: tuple[str, str]) -> None:
         # a consistent LIST, not the cache: the run's own write may not have arrived there yet,
         # and this refresh (a run starting or ending) is the one the status must not miss
-        await run_io(refresh_experiment_status, kube, namespace, experiment)
+        await run_io(refresh_experiment_status, kube, *key)
+
+    refresher: Coalescer[tuple[str, str]] = Coalescer(refresh_status)
+
+    async def experiment_changed(namespace: str, experiment: str) -> None:
+        await refresher.request((namespace, experiment))
 
     context = OperatorContext(
         kube=kube,

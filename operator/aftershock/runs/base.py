@@ -17,6 +17,7 @@ from typing import Protocol
 from aftershock.cluster.io import Io
 from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube, Obj, now
+from aftershock.runs.namespaces import NamespaceLabels
 
 
 class ClusterView(Protocol):
@@ -72,6 +73,7 @@ class RunEnv:
     claims: ClaimLiveness = field(default_factory=AlwaysLive)
     on_change: Callable[[str, str], Awaitable[None]] | None = None  # (namespace, experiment)
     urgent_io: Io | None = None  # aborts and reverts (kill switch, deletion): never behind `io`
+    namespace_labels: NamespaceLabels = field(default_factory=NamespaceLabels)  # shared by all runs
 
     def io_for(self, urgent: bool) -> Io:
         """The pool for the next call: a run being aborted must not queue behind busy runs."""

@@ -65,7 +65,7 @@ class RunDriver:
                 await stop.wait(1.0)  # another operator drives it; the cache shows when that ends
                 continue
             try:
-                obj = await self.journal.read()
+                obj = self.journal.take_written() or await self.journal.read()
             except NotFound:
                 return
             except Exception as exc:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine, Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from aftershock import failpoints
@@ -36,7 +36,7 @@ NEW_RUN_PHASES = frozenset({RunPhase.PENDING, RunPhase.SKIPPED, RunPhase.ERRORED
 _background: set[asyncio.Task[Any]] = set()
 
 
-def background(work: Coroutine[Any, Any, Any]) -> None:
+def background(work: Awaitable[Any]) -> None:
     """Run `work` without waiting for it (kept referenced until done; failures are logged)."""
     task = asyncio.ensure_future(work)
     _background.add(task)
@@ -100,11 +100,20 @@ class Journal:
         self.namespace = namespace
         self.name = name
         self.urgent = False  # set while aborting: I/O goes to the urgent pool
+        self._written: Obj | None = None  # what our last write returned: the journal as it now is
+
+    def take_written(self) -> Obj | None:
+        """The object our last successful write returned (once), so the next step needs no GET.
+        It is the server's answer, as fresh as a read; anyone writing after it makes our next
+        preconditioned write fail with a Conflict, which re-reads."""
+        written, self._written = self._written, None
+        return written
 
     def io(self) -> Io:
         return self.env.io_for(self.urgent or self.env.suspended() is not None)
 
     async def read(self) -> Obj:
+        self._written = None  # a read supersedes what an earlier write returned
         return await self.io()(self.env.kube.get, "ChaosRun", self.namespace, self.name)
 
     async def patch(self, obj: Obj, status: ChaosRunStatus, precondition: bool, attempts: int = 5) -> None:
@@ -118,9 +127,10 @@ class Journal:
         expected = (phase_of(obj), (obj.get("status") or {}).get("claimedBy"))
         rv = obj["metadata"]["resourceVersion"]
         kube = self.env.kube
+        self._written = None
         for _ in range(attempts):
             try:
-                await self.io()(
+                self._written = await self.io()(
                     kube.patch_status,
                     "ChaosRun",
                     self.namespace,
@@ -130,6 +140,7 @@ class Journal:
                 )
                 return
             except Conflict:
+                self._written = None
                 fresh = await self.read()
                 if (phase_of(fresh), (fresh.get("status") or {}).get("claimedBy")) != expected:
                     raise
@@ -187,12 +198,18 @@ class Journal:
             background(event)
         if failpoints.armed():
             await self.io()(failpoints.reached, str(phase), self.name)
-        # not on Pending: the status refresh would delay the injection; Observing lists it as active
+        # the experiment's status is a view (the journal is the record): Observing lists the run
+        # as active, in the background; the end is awaited, so the summary counts the run when
+        # the driver is done. Not on Pending/Injecting: that refresh would delay the injection
         if env.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
-            try:
-                await env.on_change(self.namespace, run.spec.experiment)
-            except Exception:  # the experiment's status is a view; the run's journal is the record
-                log.exception("could not refresh the status of experiment %s", run.spec.experiment)
+            refresh = env.on_change(self.namespace, run.spec.experiment)
+            if phase.is_terminal:
+                try:
+                    await refresh
+                except Exception:
+                    log.exception("could not refresh the status of experiment %s", run.spec.experiment)
+            else:
+                background(refresh)
 
     # --- ownership -----------------------------------------------------------------------
 

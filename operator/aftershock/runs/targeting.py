@@ -33,7 +33,7 @@ async def policy_check(
         return core_policy.Decision(False, "PolicySuspended", kill_switch, None), []
     view = env.cluster()
     policies = parse_policies(view.policies())
-    labels = await env.io(env.kube.find_namespace_labels, target_ns)
+    labels = await env.namespace_labels.get(env.io, env.kube, target_ns)
     decision = check_before_injecting(
         policies=policies,
         target_namespace_labels=labels,

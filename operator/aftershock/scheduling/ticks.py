@@ -19,6 +19,7 @@ from aftershock.cluster.experiment_status import RunsReader, owned_runs, refresh
 from aftershock.core.conditions import format_time
 from aftershock.core.history import MAX_FOLDED_NAMES, RetiredTotals, RunInfo, fold, runs_to_delete
 from aftershock.core.naming import (
+    FINALIZER,
     LABEL_EXPERIMENT,
     LABEL_TRIGGER,
     SKIP_MESSAGE_ANNOTATION,
@@ -41,9 +42,13 @@ def new_run(
     slot: dt.datetime,
     annotations: Mapping[str, str],
     trigger: str = "schedule",
+    finalized: bool = False,
 ) -> Obj:
     """A run for `slot`; `trigger` (schedule | manual | once) is a label, so that manual runs
-    never count as handled schedule slots."""
+    never count as handled schedule slots. `finalized`: created by the running operator, with the
+    finalizer kopf would add before starting the run's daemon (it holds an active run's deletion
+    until the fault is reverted), which saves that round trip; kopf removes it when the run ends.
+    Anyone else leaves it to kopf, so a run made while no operator runs can still be deleted."""
     return {
         "apiVersion": API_VERSION,
         "kind": "ChaosRun",
@@ -52,6 +57,7 @@ def new_run(
             "namespace": namespace,
             "labels": {LABEL_EXPERIMENT: experiment.name, LABEL_TRIGGER: trigger},
             "annotations": dict(annotations),
+            **({"finalizers": [FINALIZER]} if finalized else {}),
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
@@ -119,7 +125,7 @@ def tick(kube: Kube, body: Obj, read: RunsReader | None = None) -> float:
             if decision.action is Action.SKIP
             else {}
         )
-        run = new_run(experiment, namespace, decision.slot, annotations)
+        run = new_run(experiment, namespace, decision.slot, annotations, finalized=True)
         if kube.create("ChaosRun", namespace, run) is not None:
             kube.post_event(
                 body, "RunCreated" if decision.action is Action.START else "SlotSkipped", decision.message
