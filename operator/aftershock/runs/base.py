@@ -70,6 +70,8 @@ class RunEnv:
     poll_seconds: float = 0.25
     clock: Callable[[], dt.datetime] = now
     suspended: Callable[[], str | None] = lambda: None  # the kill switch: a sentence while active
+    # a guardrail this run no longer satisfies (runs/guardrails.py): (namespace, run) → why, or None
+    revoked: Callable[[str, str], str | None] = lambda _namespace, _name: None
     claims: ClaimLiveness = field(default_factory=AlwaysLive)
     on_change: Callable[[str, str], Awaitable[None]] | None = None  # (namespace, experiment)
     urgent_io: Io | None = None  # aborts and reverts (kill switch, deletion): never behind `io`

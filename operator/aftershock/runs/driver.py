@@ -95,6 +95,10 @@ class RunDriver:
             if kill_switch and phase in ACTIVE:
                 await self.abort(obj, run, "PolicySuspended", kill_switch)
                 return
+            revoked = self.env.revoked(self.namespace, self.name)
+            if revoked and phase in ACTIVE:
+                await self.abort(obj, run, "GuardrailRevoked", revoked)
+                return
             if not self.env.claims.valid(self.now()):
                 await stop.wait(1.0)  # our own Lease lapsed: act on nothing until it is renewed
                 continue
