@@ -11,7 +11,9 @@ writes can carry a resourceVersion precondition so two operators never both clai
   yes or no; `list*` returns [] when nothing matches (for another project's kinds also when the
   kind is not installed).
 - `create*` is falsy when an object of that name exists already (409, the work is already done):
-  `create` returns the new object or None, the others True or False.
+  `create` returns the new object or None, the others True or False. Whether an existing object of
+  an artifact's name is really the run's own is the caller's question (engines/base.py
+  `create_owned`: only when it carries the run's label; a tenant may have made it).
 - Deletes and the writes that undo or clean up (`delete*`, `remove_finalizer`,
   `drop_foreign_finalizer`, `patch_pod_labels`, `merge_patch_foreign`) are idempotent: an object
   that is gone (or, under a UID precondition, replaced) is no error; they tell whether this call
@@ -252,6 +254,7 @@ class Kube:
         self.authz = client.AuthorizationV1Api(api)
         self.extensions = client.ApiextensionsV1Api(api)
         self.coordination = client.CoordinationV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
 
     def with_retry(self, retry: RetryPolicy) -> Kube:
         """The same client under another retry policy, e.g. a short budget for a caller with a
@@ -456,6 +459,14 @@ class Kube:
                 return False
             raise
 
+    def find_network_policy(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._plain(self._call(self.networking.read_namespaced_network_policy, name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def list_network_policies(self, label_selector: str, scope: Scope = None) -> list[Obj]:
         """NetworkPolicies in the scope's namespaces (None: the whole cluster)."""
         if scope is None:
@@ -472,14 +483,16 @@ class Kube:
             ]
         return [self._plain(item) for item in items]
 
-    def delete_network_policy(self, namespace: str, name: str) -> bool:
-        """Delete; already gone is fine (reverts must be idempotent): False then."""
+    def delete_network_policy(self, namespace: str, name: str, uid: str | None = None) -> bool:
+        """Delete; already gone is fine (reverts must be idempotent): False then. With `uid`, exactly
+        that object (UID precondition): a same-named replacement is never deleted (False)."""
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
         try:
-            self._call(self.networking.delete_namespaced_network_policy, name, namespace)
+            self._call(self.networking.delete_namespaced_network_policy, name, namespace, body=options)
         except ApiException as exc:
-            if exc.status != 404:
-                raise
-            return False
+            if exc.status == 404 or (uid and exc.status == 409):
+                return False
+            raise
         return True
 
     def list_in(self, kind: str, scope: Scope, label_selector: str = "") -> list[Obj]:
@@ -675,8 +688,12 @@ class Kube:
                 return None
             raise
 
-    def delete_foreign(self, group: str, version: str, plural: str, namespace: str, name: str) -> bool:
-        """Delete; False when it was already gone."""
+    def delete_foreign(
+        self, group: str, version: str, plural: str, namespace: str, name: str, uid: str | None = None
+    ) -> bool:
+        """Delete; False when it was already gone. With `uid`, exactly that object (UID
+        precondition): a same-named replacement is never deleted (False)."""
+        options = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid)) if uid else None
         try:
             self._call(
                 self.custom.delete_namespaced_custom_object,
@@ -686,11 +703,12 @@ class Kube:
                 plural,
                 name,
                 propagation_policy="Background",
+                body=options,
             )
         except ApiException as exc:
-            if exc.status != 404:
-                raise
-            return False
+            if exc.status == 404 or (uid and exc.status == 409):
+                return False
+            raise
         return True
 
     def drop_foreign_finalizer(self, group: str, version: str, plural: str, obj: Obj, finalizer: str) -> bool:
@@ -744,6 +762,21 @@ class Kube:
                 return False
             raise
         return True
+
+    def find_object(self, kind: str, namespace: str, name: str) -> Obj | None:
+        """A namespaced built-in object of a kind `create_object` makes (ServiceAccount, Role,
+        RoleBinding); None when it does not exist."""
+        readers: dict[str, Callable[..., Any]] = {
+            "ServiceAccount": self.core.read_namespaced_service_account,
+            "Role": self.rbac.read_namespaced_role,
+            "RoleBinding": self.rbac.read_namespaced_role_binding,
+        }
+        try:
+            return self._plain(self._call(readers[kind], name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:

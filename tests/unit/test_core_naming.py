@@ -1,18 +1,25 @@
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from aftershock.core.litmus import engine_name
 from aftershock.core.naming import (
     ANNOTATION_PREFIX,
     FINALIZER,
     LABEL_EXPERIMENT,
     LABEL_RUN,
     MAX_EXPERIMENT_NAME_LENGTH,
+    bounded_name,
+    carries_run_label,
     is_dns1123_label,
     is_dns1123_subdomain,
+    is_label_value,
+    label_value,
     parse_run_name,
+    run_artifact_name,
     run_name,
     validate_experiment_name,
 )
@@ -105,3 +112,152 @@ def test_parse_run_name_experiment_ending_in_digits() -> None:
 @pytest.mark.parametrize("name", ["manual-run", "1766131200", "exp-", "exp-12x"])
 def test_parse_run_name_other_shapes(name: str) -> None:
     assert parse_run_name(name) is None
+
+
+# --- generated names and label values from hostile input -------------------------------------
+
+# names a person may give a hand-made run (any DNS-1123 subdomain up to 253 characters), chosen so
+# that plain truncation would end in "-" or ".", or make two of them equal
+LONG_RUNS = [
+    "a" * 253,
+    "a" * 52 + "-" + "b" * 200,  # "-" right where a 63-character cut lands
+    "x" * 243 + "-" + "9" * 9,  # ends in digits after the cut
+    "a." * 126 + "b",  # dots everywhere: a cut may end in "."
+    "-".join(["ab"] * 84) + "c",  # dashes everywhere
+    "team.checkout-" + "9" * 239,
+]
+
+
+@pytest.mark.parametrize("name", LONG_RUNS, ids=[f"len{len(n)}-{n[-3:]}" for n in LONG_RUNS])
+@pytest.mark.parametrize("limit", [63, 253])
+def test_bounded_names_are_valid_and_never_end_in_a_separator(name: str, limit: int) -> None:
+    assert is_dns1123_subdomain(name)
+    for prefix in ("", "aftershock-"):
+        result = bounded_name(prefix + name, limit)
+        assert len(result) <= limit
+        assert is_dns1123_subdomain(result), result
+        assert result[-1] not in "-.", result
+        assert bounded_name(prefix + name, limit) == result  # deterministic
+
+
+def test_bounded_name_keeps_names_that_fit() -> None:
+    assert bounded_name("a" * 63, 63) == "a" * 63
+    assert bounded_name("aftershock-exp-1766131200") == "aftershock-exp-1766131200"
+
+
+def test_truncated_names_stay_distinct() -> None:
+    # equal in their first 240 characters: truncation alone would give both the same name
+    first, second = "a" * 240 + "-1766131200", "a" * 240 + "-1766131260"
+    assert bounded_name("aftershock-" + first) != bounded_name("aftershock-" + second)
+    assert bounded_name(first, 63) != bounded_name(second, 63)
+
+
+def test_bounded_name_rejects_a_limit_without_room_for_the_hash() -> None:
+    with pytest.raises(ValueError, match="no room"):
+        bounded_name("abc", 8)
+
+
+def test_bounded_name_of_separators_only_is_the_hash() -> None:
+    result = bounded_name("-" * 80, 63)
+    assert len(result) == 8 and result.isalnum()
+
+
+@pytest.mark.parametrize("name", LONG_RUNS, ids=[f"len{len(n)}-{n[-3:]}" for n in LONG_RUNS])
+def test_label_values_from_long_run_names(name: str) -> None:
+    value = label_value(name)
+    assert is_label_value(value), value
+    assert len(value) <= 63
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        "",
+        "a b",
+        "-lead",
+        "trail-",
+        "trail.",
+        "_x_",
+        "ünïcödé",
+        "a/b",
+        "x" * 64,
+        "-" * 70,
+        "a\nb",
+        "a" * 62 + "-",
+    ],
+)
+def test_label_value_of_anything_is_a_valid_label_value(hostile: str) -> None:
+    value = label_value(hostile)
+    assert is_label_value(value), (hostile, value)
+
+
+def test_label_value_keeps_valid_values_and_separates_different_ones() -> None:
+    assert label_value("checkout-1766131200") == "checkout-1766131200"
+    assert label_value("A.b_c-9") == "A.b_c-9"
+    assert label_value("a b") != label_value("a_b")  # sanitising never merges two inputs
+    assert label_value("x" * 64) != label_value("x" * 65)
+
+
+@pytest.mark.parametrize(
+    ("value", "valid"),
+    [
+        ("", True),
+        ("a", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("-a", False),
+        ("a-", False),
+        ("a.b_c", True),
+    ],
+)
+def test_is_label_value(value: str, valid: bool) -> None:
+    assert is_label_value(value) is valid
+
+
+def test_run_artifact_names() -> None:
+    run = "checkout-1766131200"
+    assert run_artifact_name(run, "shop", "shop", prefix="aftershock-") == f"aftershock-{run}"
+    elsewhere = run_artifact_name(run, "team-a", "shop", prefix="aftershock-")
+    assert elsewhere.startswith(f"aftershock-{run}-")
+    assert elsewhere != run_artifact_name(run, "team-b", "shop", prefix="aftershock-")
+    longest = "r" * 253
+    for ns in ("shop", "team-a"):
+        name = run_artifact_name(longest, ns, "shop", prefix="aftershock-")
+        assert len(name) <= 253 and is_dns1123_subdomain(name)
+
+
+@pytest.mark.parametrize("name", LONG_RUNS, ids=[f"len{len(n)}-{n[-3:]}" for n in LONG_RUNS])
+def test_litmus_engine_names_fit_a_label_value(name: str) -> None:
+    for run_namespace in ("shop", "team-a"):
+        engine = engine_name(name, run_namespace, "shop")
+        assert is_label_value(engine) and is_dns1123_subdomain(engine), engine
+    assert engine_name(name, "shop", "shop") != engine_name(name[:-1] + "z", "shop", "shop")
+
+
+def test_litmus_engine_names_of_short_runs_are_unchanged() -> None:
+    assert engine_name("exp-1766131200", "shop", "shop") == "exp-1766131200"
+    assert engine_name("exp-1766131200", "team-a", "shop") == f"exp-1766131200-{_sha8('team-a')}"
+
+
+def _sha8(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+@pytest.mark.parametrize(
+    ("obj", "owned"),
+    [
+        ({"metadata": {"labels": {LABEL_RUN: "uid-1"}}}, True),
+        ({"metadata": {"labels": {LABEL_RUN: "uid-2"}}}, False),
+        ({"metadata": {"labels": {}}}, False),
+        ({"metadata": {"labels": None}}, False),
+        ({"metadata": {}}, False),
+        ({}, False),
+        (None, False),
+    ],
+)
+def test_an_object_is_a_runs_own_only_by_its_label(obj: dict[str, object] | None, owned: bool) -> None:
+    assert carries_run_label(obj, "uid-1") is owned
+
+
+def test_an_empty_run_uid_owns_nothing() -> None:
+    assert not carries_run_label({"metadata": {"labels": {LABEL_RUN: ""}}}, "")

@@ -16,7 +16,6 @@ and API types; docs/litmus.md lists them with the choices made:
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -43,6 +42,7 @@ from aftershock.api.litmus_catalog import provisioned_name as provisioned_name
 from aftershock.api.litmus_catalog import runner_message as runner_message
 from aftershock.api.litmus_catalog import unknown_message as unknown_message
 from aftershock.api.litmus_catalog import value_message as value_message
+from aftershock.core.naming import run_artifact_name
 
 GROUP: Final = "litmuschaos.io"
 VERSION: Final = "v1alpha1"
@@ -60,11 +60,10 @@ MAX_NAME: Final = 63  # the runner pod is labelled app=<engine>
 
 def engine_name(run_name: str, run_namespace: str, target_namespace: str) -> str:
     """The run's name (unique per namespace and slot); with a target in another namespace a hash of
-    the run's namespace keeps two namespaces' runs of the same name apart."""
-    if run_namespace == target_namespace:
-        return run_name[:MAX_NAME]
-    digest = hashlib.sha256(run_namespace.encode()).hexdigest()[:8]
-    return f"{run_name[: MAX_NAME - 9]}-{digest}"
+    the run's namespace keeps two namespaces' runs of the same name apart. A longer name (a
+    hand-made run's may have 253 characters) is cut and hashed: a valid label value, and never
+    another run's engine."""
+    return run_artifact_name(run_name, run_namespace, target_namespace, limit=MAX_NAME)
 
 
 def result_name(engine: str, experiment: str) -> str:

@@ -4,12 +4,21 @@ A run's name is ``<experiment>-<scheduled unix seconds>``: deterministic, so cre
 slot twice answers 409 Conflict and a slot can never fire twice (the CronJob pattern). Experiment
 names are limited to 52 characters, as CronJob names are, so that the run name (52 + "-" + 10
 digits = 63) also fits a label value and a DNS-1123 label.
+
+Names and label values derived from anything a person wrote (a hand-made run's name may be 253
+characters) go through ``bounded_name`` or ``label_value``: when the input does not fit, a prefix
+and a hash of the whole input, so two inputs never share a name by truncation and the result never
+ends in ``-`` or ``.``. Whether an object of such a name is ours is decided by its run label
+(``carries_run_label``), never by its name.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from aftershock import GROUP
 
@@ -30,6 +39,76 @@ _LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _DNS1123_LABEL = re.compile(rf"^{_LABEL}$")
 _DNS1123_SUBDOMAIN = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
 _RUN_NAME = re.compile(r"^(?P<experiment>.+)-(?P<ts>[0-9]{1,12})$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+_NOT_IN_LABEL_VALUE = re.compile(r"[^-A-Za-z0-9_.]")
+HASH_LENGTH = 8
+"""Hex digits of SHA-256 appended to a name or value that had to be shortened (32 bits: a clash
+needs tens of thousands of long names sharing a prefix)."""
+
+
+def short_hash(text: str) -> str:
+    """A stable 8-hex-digit digest of `text`."""
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def bounded_name(name: str, limit: int = MAX_SUBDOMAIN_LENGTH) -> str:
+    """`name` when it fits in `limit`; otherwise its head, ``-`` and a hash of all of it.
+
+    For names built from valid names (a run name plus a prefix): the head is cut back to end
+    alphanumeric, so the result is a DNS-1123 subdomain (a label, if the input had no dots)
+    whenever the input was one apart from its length.
+    """
+    if limit <= HASH_LENGTH:
+        raise ValueError(f"a name limit of {limit} leaves no room for the hash")
+    if len(name) <= limit:
+        return name
+    head = name[: limit - HASH_LENGTH - 1].rstrip("-.")
+    return f"{head}-{short_hash(name)}" if head else short_hash(name)
+
+
+def is_label_value(value: str) -> bool:
+    """Valid label value: at most 63 of [-A-Za-z0-9_.], starting and ending alphanumeric, or empty."""
+    return len(value) <= MAX_LABEL_LENGTH and bool(_LABEL_VALUE.match(value))
+
+
+def label_value(value: str) -> str:
+    """`value` as a valid label value: itself when it is one; otherwise its characters that may
+    appear in a label value, cut to fit, with ``-`` and a hash of the original appended (so
+    different inputs stay different)."""
+    if is_label_value(value):
+        return value
+    head = _NOT_IN_LABEL_VALUE.sub("-", value)[: MAX_LABEL_LENGTH - HASH_LENGTH - 1]
+    head = head.strip("-_.")
+    return f"{head}-{short_hash(value)}" if head else short_hash(value)
+
+
+def run_artifact_name(
+    run_name: str,
+    run_namespace: str,
+    target_namespace: str,
+    *,
+    prefix: str = "",
+    limit: int = MAX_SUBDOMAIN_LENGTH,
+) -> str:
+    """The name of an object a run creates in its target namespace: ``<prefix><run name>``, with a
+    hash of the run's namespace when the target is elsewhere (runs of the same name in two
+    namespaces never share an object), bounded to `limit`."""
+    base = f"{prefix}{run_name}"
+    if run_namespace != target_namespace:
+        base = f"{base}-{short_hash(run_namespace)}"
+    return bounded_name(base, limit)
+
+
+def carries_run_label(obj: Mapping[str, Any] | None, run_uid: str) -> bool:
+    """Whether `obj` was made by the run with this uid: it carries ``aftershock.dev/run=<uid>``.
+
+    Objects of a run's artifact names that lack the label belong to someone else (a tenant can
+    create an object of any name in its namespace): a run never adopts, changes or deletes them.
+    """
+    if obj is None or not run_uid:
+        return False
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    return bool(labels.get(LABEL_RUN) == run_uid)
 
 
 def is_dns1123_subdomain(name: str) -> bool:

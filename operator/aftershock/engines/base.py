@@ -16,7 +16,7 @@ from typing import Any
 from aftershock.api.common import Finding
 from aftershock.api.experiment import Fault, Target
 from aftershock.api.run import EngineRecord, TargetRecord
-from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube, Obj
@@ -29,6 +29,39 @@ class EngineError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+ARTIFACT_NAME_TAKEN = "ArtifactNameTaken"
+
+
+def create_owned(
+    create: Callable[[], bool], find: Callable[[], Obj | None], run_uid: str, what: str, attempts: int = 3
+) -> bool:
+    """Create an artifact of a deterministic name: True when this call created it, False when it
+    exists already and carries this run's label (made by an earlier attempt of this run).
+
+    A 409 alone proves nothing: anyone with create rights in the target namespace can take the
+    name first. An existing object without ``aftershock.dev/run=<run uid>`` is left exactly as it
+    is, and the run ends Errored (EngineError ArtifactNameTaken): adopting it would let its author
+    decide what the fault does, and reverting would delete it.
+    """
+    for _ in range(attempts):
+        if create():
+            return True
+        existing = find()
+        if existing is None:
+            continue  # deleted between the create and the read: try again
+        if carries_run_label(existing, run_uid):
+            return False
+        raise EngineError(
+            ARTIFACT_NAME_TAKEN,
+            f"{what} already exists and was not made by this run (it lacks the label {LABEL_RUN}={run_uid}):"
+            " it was left untouched and the fault was not injected; remove or rename that object and"
+            " run again",
+        )
+    raise EngineError(
+        ARTIFACT_NAME_TAKEN, f"{what} kept being created and deleted by someone else; nothing was injected"
+    )
 
 
 @dataclass(frozen=True)
@@ -152,6 +185,7 @@ class Native:
 
 
 __all__ = [
+    "ARTIFACT_NAME_TAKEN",
     "ArtifactFinder",
     "EngineError",
     "Followed",
@@ -159,5 +193,6 @@ __all__ = [
     "Native",
     "Permission",
     "TargetUnit",
+    "create_owned",
     "distinct_nodes",
 ]

@@ -5,6 +5,11 @@ What aftershock does to Litmus objects, and nothing more: it creates the ChaosEn
 removes Litmus's finalizer only when the Litmus operator evidently is not running (it neither
 confirmed the stop nor processed the deletion in time) — and then the run says so. Decisions about
 names, env and verdicts are in core/litmus.py.
+
+Only objects that carry the run's label are its own: a ChaosEngine of the run's engine name made by
+someone else ends the run Errored (ArtifactNameTaken) and is never stopped, followed or deleted; a
+ChaosResult is deleted only when it speaks for the run's own engine. The shared, provisioned
+ServiceAccount, Role and RoleBinding are reused only when aftershock made them (managed-by label).
 """
 
 from __future__ import annotations
@@ -20,16 +25,18 @@ from aftershock.api.common import Finding, Severity
 from aftershock.api.experiment import Fault
 from aftershock.api.run import EngineRecord, TargetRecord
 from aftershock.core import litmus
-from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label, label_value
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.engines.base import (
+    ARTIFACT_NAME_TAKEN,
     ArtifactFinder,
     EngineError,
     Followed,
     InjectContext,
     Permission,
     TargetUnit,
+    create_owned,
     distinct_nodes,
 )
 from aftershock.kube import Conflict, Kube, Obj, forbidden, now
@@ -40,6 +47,8 @@ LABEL_RUN_NAME = "aftershock.dev/run-name"
 ENGINES = "chaosengines"
 RESULTS = "chaosresults"
 EXPERIMENTS = "chaosexperiments"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+PROVISIONED_LABELS = {MANAGED_BY: "aftershock", "app.kubernetes.io/part-of": "litmus"}
 
 
 def _seconds(name: str, default: float) -> float:
@@ -196,8 +205,8 @@ class LitmusEngine:
             labels={
                 LABEL_RUN: ctx.run_uid,
                 LABEL_RUN_NAMESPACE: ctx.run_namespace,
-                LABEL_RUN_NAME: ctx.run_name[:63],
-                "app.kubernetes.io/managed-by": "aftershock",
+                LABEL_RUN_NAME: label_value(ctx.run_name),
+                MANAGED_BY: "aftershock",
             },
             owner=owner,
         )
@@ -208,16 +217,17 @@ class LitmusEngine:
     def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
         """One engine for all targets: the first call creates it, later ones find it (409)."""
         assert ctx.fault.litmus is not None
+        ns = ctx.target_namespace
         if ctx.fault.litmus.provision_service_account:
-            labels = {"app.kubernetes.io/managed-by": "aftershock", "app.kubernetes.io/part-of": "litmus"}
-            for obj in litmus.provisioned_objects(ctx.fault.litmus.experiment, ctx.target_namespace, labels):
-                ctx.kube.create_object(obj)  # shared by the experiment's runs: 409 is fine
-        created = ctx.kube.create_foreign(
-            litmus.GROUP,
-            litmus.VERSION,
-            ENGINES,
-            ctx.target_namespace,
-            litmus.engine_manifest(self.request(ctx)),
+            for obj in litmus.provisioned_objects(ctx.fault.litmus.experiment, ns, PROVISIONED_LABELS):
+                _provision(ctx.kube, obj)
+        name = self.engine_name(ctx)
+        manifest = litmus.engine_manifest(self.request(ctx))
+        created = create_owned(
+            lambda: ctx.kube.create_foreign(litmus.GROUP, litmus.VERSION, ENGINES, ns, manifest),
+            lambda: _get(ctx.kube, ENGINES, ns, name),
+            ctx.run_uid,
+            f"a ChaosEngine named {name} in namespace {ns}",
         )
         if created:
             log.info(
@@ -236,6 +246,15 @@ class LitmusEngine:
                 errored=(
                     "LitmusEngineGone",
                     f"the ChaosEngine {name} disappeared before Litmus reported a verdict",
+                ),
+            )
+        if not carries_run_label(engine, ctx.run_uid):  # ours was replaced: its verdict is not ours
+            return Followed(
+                done=True,
+                errored=(
+                    ARTIFACT_NAME_TAKEN,
+                    f"the ChaosEngine {name} is no longer this run's (it lacks the label"
+                    f" {LABEL_RUN}={ctx.run_uid}); it was left untouched",
                 ),
             )
         result_name = litmus.result_name(name, experiment)
@@ -306,28 +325,34 @@ class LitmusEngine:
         name = self.engine_name(ctx)
         result_name = litmus.result_name(name, ctx.fault.litmus.experiment)
         notes: list[Finding] = []
-        engine = _get(kube, ENGINES, ns, name)
+        engine = _own(_get(kube, ENGINES, ns, name), ctx.run_uid)
         stop_confirmed = True
         if engine is not None and _taken_up(engine) and _running(engine):
             if (engine.get("spec") or {}).get("engineState") != "stop":
                 kube.merge_patch_foreign(
                     litmus.GROUP, litmus.VERSION, ENGINES, ns, name, {"spec": {"engineState": "stop"}}
                 )
-            stop_confirmed = _wait(lambda: _settled(_get(kube, ENGINES, ns, name)), stop_wait())
-        engine = _get(kube, ENGINES, ns, name)
+            stop_confirmed = _wait(
+                lambda: _settled(_own(_get(kube, ENGINES, ns, name), ctx.run_uid)), stop_wait()
+            )
+        engine = _own(_get(kube, ENGINES, ns, name), ctx.run_uid)
         if engine is not None:
-            kube.delete_foreign(litmus.GROUP, litmus.VERSION, ENGINES, ns, name)
-            gone = _wait(lambda: _get(kube, ENGINES, ns, name) is None, delete_wait())
+            uid = engine["metadata"].get("uid")
+            kube.delete_foreign(litmus.GROUP, litmus.VERSION, ENGINES, ns, name, uid=uid)
+            gone = _wait(lambda: _own(_get(kube, ENGINES, ns, name), ctx.run_uid) is None, delete_wait())
             if not gone:
-                notes += self._release_stuck(kube, ns, name, stop_confirmed)
+                notes += self._release_stuck(kube, ns, name, stop_confirmed, ctx.run_uid)
         result = _get(kube, RESULTS, ns, result_name)
-        if result is not None and _ours(result, engine):
-            kube.delete_foreign(litmus.GROUP, litmus.VERSION, RESULTS, ns, result_name)
+        if result is not None and _result_ours(result, engine, ctx.run_uid):
+            uid = result["metadata"].get("uid")
+            kube.delete_foreign(litmus.GROUP, litmus.VERSION, RESULTS, ns, result_name, uid=uid)
         return notes
 
-    def _release_stuck(self, kube: Kube, ns: str, name: str, stop_confirmed: bool) -> list[Finding]:
+    def _release_stuck(
+        self, kube: Kube, ns: str, name: str, stop_confirmed: bool, run_uid: str
+    ) -> list[Finding]:
         for _ in range(5):
-            engine = _get(kube, ENGINES, ns, name)
+            engine = _own(_get(kube, ENGINES, ns, name), run_uid)
             if engine is None:
                 return []
             try:
@@ -363,12 +388,37 @@ def _settled(engine: Mapping[str, Any] | None) -> bool:
     return engine is None or not _running(engine)
 
 
-def _ours(result: Mapping[str, Any], engine: Mapping[str, Any] | None) -> bool:
-    """Delete a result only when it speaks for this engine (or nobody's: never another engine's)."""
-    uid = ((result.get("metadata") or {}).get("labels") or {}).get(litmus.UID_LABEL)
-    if engine is None or uid is None:
+def _own(obj: Obj | None, run_uid: str) -> Obj | None:
+    """`obj` when it carries the run's label; None (leave it alone) otherwise."""
+    return obj if carries_run_label(obj, run_uid) else None
+
+
+def _result_ours(result: Mapping[str, Any], engine: Mapping[str, Any] | None, run_uid: str) -> bool:
+    """Delete a result only when it speaks for the run: it carries the run's label (Litmus copies
+    the engine's labels onto it), or its chaosUID is the uid of the run's own engine (Litmus
+    leaves out the labels of a stopped experiment). Never someone else's result of that name."""
+    if carries_run_label(result, run_uid):
         return True
-    return bool(uid == (engine.get("metadata") or {}).get("uid"))
+    uid = ((result.get("metadata") or {}).get("labels") or {}).get(litmus.UID_LABEL)
+    return engine is not None and uid is not None and uid == (engine.get("metadata") or {}).get("uid")
+
+
+def _provision(kube: Kube, obj: Obj) -> None:
+    """Create one of the shared, provisioned RBAC objects; an existing one is reused only when
+    aftershock made it (its author would otherwise choose what Litmus may do in our name)."""
+    meta = obj["metadata"]
+    if kube.create_object(obj):
+        return
+    existing = kube.find_object(obj["kind"], meta["namespace"], meta["name"])
+    labels = ((existing or {}).get("metadata") or {}).get("labels") or {}
+    if existing is not None and labels.get(MANAGED_BY) != "aftershock":
+        raise EngineError(
+            ARTIFACT_NAME_TAKEN,
+            f"a {obj['kind']} named {meta['name']} already exists in namespace {meta['namespace']} and was"
+            f" not made by aftershock (it lacks the label {MANAGED_BY}=aftershock): it was left untouched"
+            " and the fault was not injected; remove it, or name a chaosServiceAccount instead of"
+            " provisionServiceAccount",
+        )
 
 
 def _wait(condition: Any, seconds: float, poll: float = 0.5) -> bool:

@@ -5,6 +5,11 @@ replacement is never marked) and one NetworkPolicy per run selects that label. B
 uid, so the sweeper can find and remove them after a crash even when the run is gone (the two
 artifact finders below). Revert deletes the policy and removes the label; both steps tolerate
 "already done".
+
+The policy's name is derived from the run's, but a name proves nothing: a NetworkPolicy of that
+name that does not carry the run's label (a tenant made it first) ends the run Errored
+(ArtifactNameTaken) and is never changed or deleted. Revert finds what to remove by the label
+alone, and deletes under a UID precondition.
 """
 
 from __future__ import annotations
@@ -15,30 +20,32 @@ from collections.abc import Sequence
 from aftershock.api.common import Finding
 from aftershock.api.experiment import Fault
 from aftershock.api.run import TargetRecord
-from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, label_value, run_artifact_name
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
-from aftershock.engines.base import ArtifactFinder, InjectContext, Native, Permission
+from aftershock.engines.base import ArtifactFinder, InjectContext, Native, Permission, create_owned
 from aftershock.kube import Kube, Obj, now
 
 LABEL_RUN_NAME = "aftershock.dev/run-name"
 UNMARK: dict[str, str | None] = {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
 
 
-def policy_name(run_name: str) -> str:
-    return f"aftershock-{run_name}"[:253]
+def policy_name(run_name: str, run_namespace: str, target_namespace: str) -> str:
+    """``aftershock-<run>`` (with a hash of the run's namespace for a target elsewhere), a valid
+    object name however long the run's name is."""
+    return run_artifact_name(run_name, run_namespace, target_namespace, prefix="aftershock-")
 
 
 def policy_body(ctx: InjectContext) -> Obj:
     direction = ctx.fault.network_partition.direction if ctx.fault.network_partition else "Both"
     types = ["Ingress", "Egress"] if str(direction) == "Both" else [str(direction)]
     meta: Obj = {
-        "name": policy_name(ctx.run_name),
+        "name": policy_name(ctx.run_name, ctx.run_namespace, ctx.target_namespace),
         "namespace": ctx.target_namespace,
         "labels": {
             LABEL_RUN: ctx.run_uid,
             LABEL_RUN_NAMESPACE: ctx.run_namespace,
-            LABEL_RUN_NAME: ctx.run_name[:63],
+            LABEL_RUN_NAME: label_value(ctx.run_name),
         },
     }
     if ctx.target_namespace == ctx.run_namespace:  # ownerReferences cannot cross namespaces
@@ -96,8 +103,9 @@ def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> 
     changed = 0
     scope = (namespace,) if namespace else None
     for policy in kube.list_network_policies(f"{LABEL_RUN}={run_uid}", scope):
-        kube.delete_network_policy(policy["metadata"]["namespace"], policy["metadata"]["name"])
-        changed += 1
+        meta = policy["metadata"]
+        if kube.delete_network_policy(meta["namespace"], meta["name"], meta.get("uid")):
+            changed += 1
     for pod in kube.list_pods_in(scope, f"{LABEL_RUN}={run_uid}"):
         meta = pod["metadata"]
         if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], UNMARK):
@@ -123,7 +131,14 @@ class NetworkPartitionEngine(Native):
 
     def inject(self, ctx: InjectContext, target: TargetRecord) -> dt.datetime | None:
         assert target.namespace and target.uid, "pod targets are recorded with namespace and uid"
-        ctx.kube.create_network_policy(ctx.target_namespace, policy_body(ctx))
+        body = policy_body(ctx)
+        name = body["metadata"]["name"]
+        create_owned(
+            lambda: ctx.kube.create_network_policy(ctx.target_namespace, body),
+            lambda: ctx.kube.find_network_policy(ctx.target_namespace, name),
+            ctx.run_uid,
+            f"a NetworkPolicy named {name} in namespace {ctx.target_namespace}",
+        )
         stamp = now()
         marked = ctx.kube.patch_pod_labels(
             target.namespace,
