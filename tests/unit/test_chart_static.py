@@ -43,6 +43,18 @@ def all_rules(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [rule for d in docs if d["kind"] in ("Role", "ClusterRole") for rule in d["rules"]]
 
 
+AGGREGATE = "rbac.authorization.k8s.io/aggregate-to-"
+
+
+def is_tenant_role(doc: dict[str, Any]) -> bool:
+    """The aggregated roles for people (tenant-rbac.yaml), not the operator's own."""
+    return any(k.startswith(AGGREGATE) for k in (doc["metadata"].get("labels") or {}))
+
+
+def operator_docs(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [d for d in docs if not is_tenant_role(d)]
+
+
 def test_chart_crds_are_the_repository_crds() -> None:
     ours = sorted(p.name for p in (REPO / "crds").glob("*.yaml"))
     copies = sorted(p.name for p in (CHART / "files" / "crds").glob("*.yaml"))
@@ -102,7 +114,7 @@ def test_all_namespaces_mode_cluster_role_and_flag() -> None:
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": "rel-aftershock", "namespace": "chaos-system"}
     ]
-    resources = {r for rule in one(docs, "ClusterRole")["rules"] for r in rule["resources"]}
+    resources = {r for rule in one(operator_docs(docs), "ClusterRole")["rules"] for r in rule["resources"]}
     assert {"pods", "chaosruns/status", "networkpolicies", "subjectaccessreviews"} <= resources
 
 
@@ -118,7 +130,7 @@ def test_namespaced_mode_role_per_namespace_and_flags() -> None:
     assert [args[i + 1] for i, a in enumerate(args) if a == "--namespace"] == watched
     # the ClusterRole reads only cluster-scoped kinds (nothing namespaced, cluster-wide), creates
     # SubjectAccessReviews and manages only the default ChaosPolicy
-    for rule in one(docs, "ClusterRole")["rules"]:
+    for rule in one(operator_docs(docs), "ClusterRole")["rules"]:
         assert set(rule["resources"]) <= {
             "chaospolicies",
             "namespaces",
@@ -286,6 +298,7 @@ def test_default_policy_is_a_file_the_operator_applies() -> None:
     ChaosPolicySpec.model_validate(spec)  # what the operator will check at start
     assert spec["namespaces"]["selector"] == {"matchLabels": {"aftershock.dev/chaos": "enabled"}}
     assert spec["blastRadius"]["maxPodsPercent"] == 50
+    assert spec["maxDuration"] == "1h"
     assert "chaos-system" in spec["namespaces"]["deny"]
     c = container(docs)
     assert flag(c["args"], "--default-policy-name") == "rel-aftershock-default"
@@ -301,7 +314,7 @@ def test_default_policy_is_a_file_the_operator_applies() -> None:
     assert path.endswith("/policy.yaml")
     # the operator may create policies only while the chart configures one; replace and delete
     # only its own
-    policy_rules = [r for r in all_rules(docs) if r["resources"] == ["chaospolicies"]]
+    policy_rules = [r for r in all_rules(operator_docs(docs)) if r["resources"] == ["chaospolicies"]]
     assert {"resourceNames": ["rel-aftershock-default"], "verbs": ["update", "delete"]}.items() <= next(
         r for r in policy_rules if "update" in r["verbs"]
     ).items()
@@ -443,7 +456,8 @@ def grants_in(docs: list[dict[str, Any]], namespace: str | None) -> list[dict[st
     return [
         rule
         for d in docs
-        if d["kind"] == "ClusterRole" or (d["kind"] == "Role" and namespace == d["metadata"]["namespace"])
+        if (d["kind"] == "ClusterRole" and not is_tenant_role(d))
+        or (d["kind"] == "Role" and namespace == d["metadata"]["namespace"])
         for rule in d["rules"]
     ]
 
@@ -468,3 +482,65 @@ def test_the_shared_cache_may_list_and_watch_what_it_reads_where_it_reads_it(val
     ]
     assert [(kind, ns) for kind, ns, _ in leases] == [("Role", "chaos-system")], leases
     assert set(leases[0][2]["verbs"]) == {"get", "list", "watch", "create", "update", "patch", "delete"}
+
+
+# --- tenant roles ---------------------------------------------------------------------------------
+
+
+def tenant_roles(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == "ClusterRole" and is_tenant_role(d)}
+
+
+@pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_tenant_roles_aggregate_into_the_built_in_roles(values: Path | None) -> None:
+    roles = tenant_roles(render(*(["-f", str(values)] if values else [])))
+    assert set(roles) == {"rel-aftershock-edit", "rel-aftershock-view"}
+    edit, view = roles["rel-aftershock-edit"], roles["rel-aftershock-view"]
+    assert {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith(AGGREGATE)} == {
+        f"{AGGREGATE}admin": "true",
+        f"{AGGREGATE}edit": "true",
+    }
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith(AGGREGATE)} == {
+        f"{AGGREGATE}view": "true"
+    }
+    # edit: write experiments and runs; view: read them (and the policies)
+    writes = {"create", "update", "patch", "delete"}
+    for resource in ("chaosexperiments", "chaosruns"):
+        needed = {"apiGroups": ["aftershock.dev"], "resources": [resource], "verbs": [*sorted(writes), "get"]}
+        assert covers(edit["rules"], needed), resource
+        read = {"apiGroups": ["aftershock.dev"], "resources": [resource], "verbs": ["get", "list", "watch"]}
+        assert covers(view["rules"], read), resource
+    assert not any(set(r["verbs"]) - {"get", "list", "watch"} for r in view["rules"]), view["rules"]
+
+
+def test_tenant_roles_never_grant_status_policies_or_wildcards() -> None:
+    """RBAC's `*` covers subresources: a tenant with chaosruns/status could write the journal the
+    operator acts on. And the guardrails (ChaosPolicies) are never a tenant's to write."""
+    roles = tenant_roles(render())
+    assert roles
+    for name, role in roles.items():
+        for rule in role["rules"]:
+            assert rule["apiGroups"] == ["aftershock.dev"], (name, rule)
+            for field in ("apiGroups", "resources", "verbs"):
+                assert not any("*" in item for item in rule[field]), (name, rule)
+            assert not any("/" in resource for resource in rule["resources"]), (name, rule)
+            assert "resourceNames" not in rule, (name, rule)
+            if "chaospolicies" in rule["resources"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}, (name, rule)
+
+
+def test_tenant_roles_can_be_switched_off() -> None:
+    assert not tenant_roles(render("--set", "rbac.tenantRoles=false"))
+    assert not tenant_roles(render("--set", "rbac.create=false"))
+    assert tenant_roles(render("--set", "rbac.tenantRoles=true"))
+
+
+def test_default_policy_max_duration() -> None:
+    def policy(*args: str) -> dict[str, Any]:
+        spec: dict[str, Any] = yaml.safe_load(one(render(*args), "ConfigMap")["data"]["policy.yaml"])
+        return spec
+
+    assert policy("--set", "defaultPolicy.maxDuration=30m")["maxDuration"] == "30m"
+    assert "maxDuration" not in policy("--set", "defaultPolicy.maxDuration=")
+    result = helm("template", "rel", str(CHART), "--set", "defaultPolicy.maxDuration=an hour", check=False)
+    assert result.returncode != 0 and "maxDuration" in result.stderr, result.stderr

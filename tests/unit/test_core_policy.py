@@ -14,11 +14,14 @@ from aftershock.core.policy import (
     Decision,
     PdbInfo,
     Reason,
+    check_active,
     check_blast_radius,
     check_concurrency,
+    check_duration,
     check_static,
     check_time,
     evaluate,
+    max_duration,
     must_respect_disruption_budgets,
     node_cap,
     pdb_limit,
@@ -938,3 +941,138 @@ def test_evaluate_returns_first_denial_or_allowed() -> None:
     assert run_evaluate([("p", windows(OFFICE_UTC))], now="2026-06-06T12:00:00Z").reason == "OutsideWindow"
     d = run_evaluate([("p", spec())], active=1)
     assert d.reason == "ConcurrencyLimit" and "namespace 'shop'" in d.message
+
+
+# --- maxDuration ----------------------------------------------------------------------------------
+
+
+def test_max_duration_is_the_strictest_cap() -> None:
+    assert max_duration([("a", spec())]) is None
+    policies = [("a", spec({"maxDuration": "2h"})), ("b", spec()), ("c", spec({"maxDuration": "90m"}))]
+    assert max_duration(policies) == ("c", timedelta(minutes=90))
+    assert max_duration([("a", spec({"maxDuration": "1h"})), ("b", spec({"maxDuration": "60m"}))]) == (
+        "a",
+        timedelta(hours=1),
+    )
+
+
+def test_max_duration_is_validated_as_a_duration() -> None:
+    with pytest.raises(ValidationError):
+        spec({"maxDuration": "an hour"})
+
+
+def test_check_duration_caps_fault_duration_and_recovery_timeout() -> None:
+    capped = [("default", spec({"maxDuration": "1h"}))]
+    ok = check_duration(capped, fault_duration=timedelta(hours=1), recovery_timeout=timedelta(minutes=5))
+    assert ok.allowed
+    long_fault = check_duration(capped, fault_duration=timedelta(hours=2), recovery_timeout=None)
+    assert_denied(long_fault, "DurationExceeded", "default")
+    assert "fault.duration is 2h" in long_fault.message and "1h" in long_fault.message
+    assert "spec.maxDuration" in long_fault.message
+    long_timeout = check_duration(capped, fault_duration=None, recovery_timeout=timedelta(minutes=61))
+    assert_denied(long_timeout, "DurationExceeded", "default")
+    assert "recovery.timeout is 1h1m" in long_timeout.message
+
+
+def test_check_duration_without_a_cap_or_a_policy() -> None:
+    assert check_duration([("a", spec())], fault_duration=timedelta(days=30), recovery_timeout=None).allowed
+    assert check_duration([], fault_duration=None, recovery_timeout=None).reason == "NoChaosPolicy"
+
+
+# --- check_active: the guardrails while a fault is in place ---------------------------------------------
+
+
+def active_check(
+    policies: list[tuple[str, ChaosPolicySpec]],
+    *,
+    labels: dict[str, str] | None = OPT_IN,
+    fault_kind: str = "networkPartition",
+    now: str = "2026-06-03T12:00:00Z",
+    target_namespace: str = "shop",
+    fault_duration: timedelta | None = timedelta(minutes=10),
+) -> Decision:
+    return check_active(
+        policies,
+        experiment_namespace="shop",
+        target_namespace=target_namespace,
+        target_namespace_labels=labels,
+        fault_kind=fault_kind,
+        operator_namespace="aftershock-system",
+        now=at(now),
+        fault_duration=fault_duration,
+        recovery_timeout=timedelta(minutes=5),
+    )
+
+
+def test_check_active_holds_while_nothing_changed() -> None:
+    d = active_check([("default", spec())])
+    assert d.allowed and "ChaosPolicy default" in d.message
+
+
+def test_check_active_ignores_concurrency_and_blast_radius() -> None:
+    # a run that already holds its fault counts itself: limits on starting must not revoke it
+    tight = spec({"concurrency": {"maxActiveRuns": 0}, "blastRadius": {"maxPodsPercent": 0}})
+    assert active_check([("tight", tight)]).allowed
+
+
+@pytest.mark.parametrize(
+    ("policies", "changes", "reason", "policy"),
+    [
+        ([("default", spec())], {"labels": {}}, "NamespaceNotSelected", "default"),
+        (
+            [("default", spec({"namespaces": {"deny": ["shop"]}}))],
+            {},
+            "NamespaceDenied",
+            "default",
+        ),
+        ([], {}, "NoChaosPolicy", None),
+        ([("default", spec({"allowedFaults": ["podDelete"]}))], {}, "FaultNotAllowed", "default"),
+        ([("default", spec())], {"target_namespace": "other"}, "CrossNamespaceNotAllowed", "default"),
+        ([("default", spec({"suspend": True}))], {}, "PolicySuspended", "default"),
+        (
+            [
+                (
+                    "freeze",
+                    spec({"blackouts": [{"start": "2026-06-03T11:00:00Z", "end": "2026-06-04T00:00:00Z"}]}),
+                )
+            ],
+            {},
+            "Blackout",
+            "freeze",
+        ),
+        (
+            [("office", spec({"windows": [{"start": "09:00", "end": "11:00"}]}))],
+            {},
+            "OutsideWindow",
+            "office",
+        ),
+        ([("short", spec({"maxDuration": "5m"}))], {}, "DurationExceeded", "short"),
+    ],
+    ids=[
+        "unlabelled",
+        "denied",
+        "no-policy",
+        "fault",
+        "cross-ns",
+        "suspended",
+        "blackout",
+        "window",
+        "duration",
+    ],
+)
+def test_check_active_revokes_when_a_guardrail_no_longer_holds(
+    policies: list[tuple[str, ChaosPolicySpec]], changes: dict[str, Any], reason: str, policy: str | None
+) -> None:
+    assert_denied(active_check(policies, **changes), reason, policy)
+
+
+def test_check_active_revokes_when_the_namespace_is_gone() -> None:
+    d = active_check([("default", spec())], labels=None)
+    assert_denied(d, "TargetNamespaceGone", None)
+    assert "'shop'" in d.message
+
+
+def test_check_active_window_still_open() -> None:
+    office = [("office", spec({"windows": [{"start": "09:00", "end": "17:00"}]}))]
+    assert active_check(office, now="2026-06-03T16:59:00Z").allowed
+    assert active_check(office, now="2026-06-03T17:00:00Z").reason == "OutsideWindow"

@@ -207,6 +207,9 @@ respectDisruptionBudgets: {{ $p.respectDisruptionBudgets }}
 concurrency:
   maxActiveRuns: {{ $p.maxActiveRuns }}
   maxActiveRunsPerNamespace: {{ $p.maxActiveRunsPerNamespace }}
+{{- with $p.maxDuration }}
+maxDuration: {{ . | quote }}
+{{- end }}
 {{- end -}}
 
 {{/* The operator's own Deployment and pods: the release hook stops it before letting go. */}}

@@ -23,6 +23,7 @@ from aftershock.api.common import (
     TIME_ZONE_RULE,
     ApiModel,
     Condition,
+    Duration,
     FaultKindName,
     LabelSelector,
     ResourceModel,
@@ -195,6 +196,12 @@ class ChaosPolicySpec(ApiModel):
         default_factory=PolicyConcurrency,
         description="Limits on runs active at the same time.",
         json_schema_extra={"default": {}},
+    )
+    max_duration: Duration | None = Field(
+        default=None,
+        description="The longest fault.duration and recovery.timeout a run may have, e.g. 1h:"
+        " longer ones are refused at admission and before injecting, and an active run that exceeds"
+        " a newly lowered cap is aborted. No cap when omitted.",
     )
 
 

@@ -44,6 +44,11 @@ Semantics:
   An unknown time zone denies (``UnknownTimeZone``): a guardrail that cannot be read is not ignored.
 - **Blackouts** hold from ``start`` (inclusive) to ``end`` (exclusive). ``retry_at`` is when no
   blackout of any policy covers the moment any more (overlapping or back-to-back blackouts chain).
+- **maxDuration** caps ``fault.duration`` and ``recovery.timeout`` (the minimum over the policies
+  that set it; none set: no cap). Longer is denied (``DurationExceeded``), never shortened.
+- **Active runs** (`check_active`): a fault stays in place only while the static checks, the time
+  checks and the duration cap still hold; a deleted target namespace denies
+  (``TargetNamespaceGone``). Concurrency and blast radius are decided once, at the start.
 - **Concurrency**: the counts given exclude the run being decided; it may start while
   ``active_total < maxActiveRuns`` and ``active_in_namespace < maxActiveRunsPerNamespace``
   (minimum over the policies); a limit of 0 stops all runs.
@@ -69,6 +74,7 @@ from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aftershock.api.common import NODE_FAULT_KINDS
+from aftershock.api.durations import format_duration, parse_duration
 from aftershock.api.policy import OPT_IN_LABEL, OPT_IN_VALUE, ChaosPolicySpec, Weekday, Window
 from aftershock.core.conditions import format_time
 from aftershock.core.safety import PROTECTED_NAMESPACES
@@ -80,11 +86,14 @@ __all__ = [
     "PdbInfo",
     "Policies",
     "Reason",
+    "check_active",
     "check_blast_radius",
     "check_concurrency",
+    "check_duration",
     "check_static",
     "check_time",
     "evaluate",
+    "max_duration",
     "must_respect_disruption_budgets",
     "node_cap",
     "pdb_limit",
@@ -112,6 +121,8 @@ class Reason(StrEnum):
     OUTSIDE_WINDOW = "OutsideWindow"
     CONCURRENCY_LIMIT = "ConcurrencyLimit"
     BLAST_RADIUS_EXCEEDED = "BlastRadiusExceeded"
+    DURATION_EXCEEDED = "DurationExceeded"
+    TARGET_NAMESPACE_GONE = "TargetNamespaceGone"
 
 
 @dataclass(frozen=True)
@@ -422,6 +433,97 @@ def _blackouts_end(policies: Policies, now: datetime) -> datetime:
         if not ends:
             return moment
         moment = max(ends)
+
+
+# --- duration ------------------------------------------------------------------------------------
+
+
+def max_duration(policies: Policies) -> tuple[str, timedelta] | None:
+    """The strictest ``maxDuration`` of the policies and the policy that sets it (the first on a
+    tie); None when no policy sets one."""
+    best: tuple[str, timedelta] | None = None
+    for name, spec in policies:
+        if spec.max_duration is None:
+            continue
+        cap = parse_duration(spec.max_duration)
+        if best is None or cap < best[1]:
+            best = (name, cap)
+    return best
+
+
+def check_duration(
+    policies: Policies, *, fault_duration: timedelta | None, recovery_timeout: timedelta | None
+) -> Decision:
+    """Whether ``fault.duration`` and ``recovery.timeout`` (None: not set) fit every policy's
+    ``maxDuration``. The fault is reported first."""
+    if not policies:
+        return _no_policy()
+    cap = max_duration(policies)
+    if cap is None:
+        return Decision.allow("No ChaosPolicy caps the duration (spec.maxDuration).")
+    name, limit = cap
+    for field, value in (("fault.duration", fault_duration), ("recovery.timeout", recovery_timeout)):
+        if value is not None and value > limit:
+            return Decision.deny(
+                Reason.DURATION_EXCEEDED,
+                f"{field} is {format_duration(value)}, longer than the {format_duration(limit)} ChaosPolicy"
+                f" {name} allows (spec.maxDuration). Shorten {field} to at most {format_duration(limit)},"
+                " or raise maxDuration in that policy.",
+                name,
+            )
+    return Decision.allow(
+        f"fault.duration and recovery.timeout are within the {format_duration(limit)} ChaosPolicy {name}"
+        " allows (spec.maxDuration)."
+    )
+
+
+# --- while a run is active -----------------------------------------------------------------------
+
+
+def check_active(
+    policies: Policies,
+    *,
+    experiment_namespace: str,
+    target_namespace: str,
+    target_namespace_labels: Mapping[str, str] | None,
+    fault_kind: str,
+    operator_namespace: str | None,
+    now: datetime,
+    fault_duration: timedelta | None,
+    recovery_timeout: timedelta | None,
+) -> Decision:
+    """Whether an active run may keep its fault in place: the guardrails hold for the whole run,
+    not only at its start. A denial means the fault must be reverted now.
+
+    The same rules as before injecting, minus what only limits how many runs *start* (concurrency,
+    blast radius, PodDisruptionBudgets are decided once, when the targets are chosen):
+    `check_static` (opt-in label, deny list, cross-namespace, fault kind, no policy at all),
+    `check_time` (a window closed, a blackout began) and `check_duration` (a lowered
+    ``maxDuration``). ``target_namespace_labels`` None means the namespace no longer exists.
+    """
+    target = target_namespace or experiment_namespace
+    if target_namespace_labels is None:
+        return Decision.deny(
+            Reason.TARGET_NAMESPACE_GONE,
+            f"Namespace {target!r} no longer exists (it was deleted while the run was active).",
+        )
+    static = check_static(
+        policies,
+        experiment_namespace=experiment_namespace,
+        target_namespace=target,
+        target_namespace_labels=target_namespace_labels,
+        fault_kind=fault_kind,
+        operator_namespace=operator_namespace,
+    )
+    if not static.allowed:
+        return static
+    timing = check_time(policies, now=now)
+    if not timing.allowed:
+        return timing
+    duration = check_duration(policies, fault_duration=fault_duration, recovery_timeout=recovery_timeout)
+    if not duration.allowed:
+        return duration
+    return Decision.allow(f"The run still satisfies {_policies_phrase(_names(policies))}.")
 
 
 # --- concurrency ---------------------------------------------------------------------------------

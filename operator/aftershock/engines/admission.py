@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aftershock.api.common import NODE_FAULT_KINDS
-from aftershock.api.experiment import ChaosExperimentSpec, Fault, Target
+from aftershock.api.experiment import ChaosExperimentSpec, Fault, Recovery, Target
 from aftershock.core import policy as core_policy
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.schedule import ScheduleError, parse_schedule
@@ -71,6 +71,7 @@ def check_experiment(
         now=now,
         runs_now=not spec.schedule and not spec.suspend,
         registry=registry,
+        recovery=spec.recovery,
     )
 
 
@@ -85,7 +86,11 @@ def check_action(
     now: dt.datetime,
     runs_now: bool,
     registry: Registry = REGISTRY,
+    recovery: Recovery | None = None,
 ) -> Outcome:
+    """Refuse what no policy would let run (with the message kubectl shows), warn about what runs
+    only later (no policy yet, suspended). `recovery` (None: not given) is checked against the
+    policies' maxDuration, as `fault.duration` is."""
     engine = engine_or_refuse(fault, registry)  # first: before anything is looked up
     fault_kind = engine.policy_kind(fault)
     outcome = Outcome()
@@ -114,6 +119,14 @@ def check_action(
         timing = core_policy.check_time(policies, now=now)
         if not timing.allowed:
             raise Refused(timing.message)
+    if policies:
+        duration = core_policy.check_duration(
+            policies,
+            fault_duration=fault.duration_delta,
+            recovery_timeout=recovery.timeout_delta if recovery is not None else None,
+        )
+        if not duration.allowed:
+            raise Refused(duration.message)
     needed = required_permissions(engine, fault, cross_namespace=target_ns != namespace)
     _require_could_do_it(kube, user, target_ns, fault_kind, needed)
     if policies:

@@ -4,7 +4,8 @@ the real pods, and PodDisruptionBudgets. Decisions come from core.policy; this m
 the facts.
 
 It also keeps the kill switch: every operator watches ChaosPolicies, and the moment any of them
-has `suspend: true`, every run driver in this process sees `suspended()` and aborts.
+has `suspend: true`, every run driver in this process sees `suspended()` and aborts. The same
+listeners wake runs when the guardrail monitor (runs/guardrails.py) revokes one of them.
 """
 
 from __future__ import annotations
@@ -54,8 +55,11 @@ def check_before_injecting(
     fault_kind: str,
     operator_namespace: str | None,
     now: dt.datetime,
+    fault_duration: dt.timedelta | None = None,
+    recovery_timeout: dt.timedelta | None = None,
 ) -> core_policy.Decision:
-    """Everything but the blast radius: namespace, fault, suspension, time, concurrency.
+    """Everything but the blast radius: namespace, fault, suspension, time, maxDuration (of the
+    given fault.duration and recovery.timeout), concurrency.
 
     The caller gathers the facts (from the watch-fed cache: policies and the active runs of the
     namespaces this operator watches), so that this costs no API call per run."""
@@ -74,6 +78,11 @@ def check_before_injecting(
     if not decision.allowed:
         return decision
     decision = core_policy.check_time(policies, now=now)
+    if not decision.allowed:
+        return decision
+    decision = core_policy.check_duration(
+        policies, fault_duration=fault_duration, recovery_timeout=recovery_timeout
+    )
     if not decision.allowed:
         return decision
     active = [
@@ -130,6 +139,11 @@ class PolicyWatch:
                 self._specs.pop(name, None)
             else:
                 self._specs[name] = dict(spec)
+        self.notify()
+
+    def notify(self) -> None:
+        """Call every listener: a policy changed, or a guardrail revoked a run (runs/guardrails.py)."""
+        with self._lock:
             listeners = list(self._listeners)
         for listener in listeners:
             listener()

@@ -1,6 +1,6 @@
 """kopf settings of our own (annotation prefix and finalizer under aftershock.dev), and the
 operator's shared parts, built once: the watch-fed cache, this operator's Lease, the I/O pools,
-the run environment, the scheduler, the sweeper and the default ChaosPolicy."""
+the run environment, the scheduler, the guardrail monitor, the sweeper and the default ChaosPolicy."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ from aftershock.handlers.context import OperatorContext, default_identity, get_c
 from aftershock.handlers.sweeper import Sweeper
 from aftershock.kube import Kube, RetryPolicy, load_client
 from aftershock.runs.base import RunEnv
+from aftershock.runs.guardrails import GuardrailMonitor
+from aftershock.runs.namespaces import NamespaceLabels
 from aftershock.runs.view import CachedView
 from aftershock.scheduling.scheduler import Scheduler
 from aftershock.scheduling.ticks import tick
@@ -34,10 +37,13 @@ from aftershock.tls import ServingCert, self_signed
 
 log = logging.getLogger(__name__)
 _sweeper: Sweeper | None = None
+_guardrails: GuardrailMonitor | None = None
+_unlisten: list[Callable[[], None]] = []
 _ready = asyncio.Event()
 _background: set[asyncio.Task[None]] = set()
 SYNC_PATIENCE = 120.0
 ADMISSION_RETRY = RetryPolicy(budget=5.0, connect_timeout=2.0, read_timeout=4.0)
+GUARDRAIL_RETRY = RetryPolicy(budget=3.0, connect_timeout=2.0, read_timeout=3.0)  # a round every 2 s
 
 
 def lease_namespace(operator_namespace: str | None, scope: Scope) -> str:
@@ -53,7 +59,7 @@ async def ready() -> None:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-    global _sweeper
+    global _sweeper, _guardrails
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -86,7 +92,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     urgent_io = io_pool("aftershock-abort-io", "AFTERSHOCK_ABORT_THREADS", 8)
     tick_io = io_pool("aftershock-tick-io", "AFTERSHOCK_TICK_THREADS", 32)
     admission_io = io_pool("aftershock-admission", "AFTERSHOCK_ADMISSION_THREADS", 8)
+    guardrail_io = io_pool("aftershock-guardrail-io", "AFTERSHOCK_GUARDRAIL_THREADS", 4)
     view = CachedView(cache)
+    namespace_labels = NamespaceLabels()  # shared by the runs' policy gate and the guardrail monitor
+    _guardrails = GuardrailMonitor(
+        view=view,
+        kube=kube.with_retry(GUARDRAIL_RETRY),
+        io=guardrail_io,
+        namespace_labels=namespace_labels,
+        identity=identity,
+        operator_namespace=operator_namespace,
+        wake=WATCH.notify,  # the kill switch's listeners: waiting runs wake and see revoked()
+    )
 
     async def refresh_status(key: tuple[str, str]) -> None:
         # a consistent LIST, not the cache: the run's own write may not have arrived there yet,
@@ -113,14 +130,16 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             operator_namespace=operator_namespace,
             scope=scope,
             suspended=WATCH.suspended,
+            revoked=_guardrails.revoked,
             claims=lease,
             on_change=experiment_changed,
             urgent_io=urgent_io,
+            namespace_labels=namespace_labels,
         ),
         scheduler=None,
         admission_io=admission_io,
         admission_kube=kube.with_retry(ADMISSION_RETRY),
-        pools=[run_io, urgent_io, tick_io, admission_io],
+        pools=[run_io, urgent_io, tick_io, admission_io, guardrail_io],
     )
     context.scheduler = Scheduler(lambda body: tick(kube, body, read=context.runs_of), tick_io)
     set_context(context)
@@ -134,13 +153,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 @kopf.on.startup()
 async def start_scheduler(**_: Any) -> None:
-    """Start the one scheduler loop, and open the gate for runs once the cache has synced."""
+    """Start the one scheduler loop and the one guardrail monitor, and open the gate for runs once
+    the cache has synced."""
     ctx = get_context()
     assert ctx.scheduler is not None and ctx.cache is not None
-    task = asyncio.create_task(ctx.scheduler.run(), name="aftershock-scheduler")
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    _start_background(ctx.scheduler.run(), "aftershock-scheduler")
     cache = ctx.cache
+    if _guardrails is not None:
+        monitor = _guardrails
+        # a round at once on every ChaosPolicy change: kopf's event (as the kill switch) and the
+        # cache's own (the round reads the policies from the cache, which may see it a moment later)
+        _unlisten.append(WATCH.listen(monitor.poke))
+        _unlisten.append(cache.subscribe("ChaosPolicy", lambda _type, _obj: monitor.poke()))
+        _start_background(monitor.run(), "aftershock-guardrails")
     loop = asyncio.get_running_loop()
     synced = await loop.run_in_executor(None, cache.wait_synced, SYNC_PATIENCE)
     if not synced:
@@ -148,6 +173,12 @@ async def start_scheduler(**_: Any) -> None:
             f"the watch cache did not list everything within {SYNC_PATIENCE:.0f} s (RBAC? API server?)"
         )
     _ready.set()
+
+
+def _start_background(coroutine: Coroutine[Any, Any, None], name: str) -> None:
+    task = asyncio.create_task(coroutine, name=name)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 @kopf.on.startup()
@@ -202,6 +233,8 @@ def configure_webhook(settings: kopf.OperatorSettings) -> None:
 def shutdown(**_: Any) -> None:
     if _sweeper is not None:
         _sweeper.stop()
+    while _unlisten:
+        _unlisten.pop()()
     for task in list(_background):
         task.cancel()
     ctx = get_context()
