@@ -849,6 +849,14 @@ class Kube:
         result = self._call(self.authz.create_subject_access_review, review)  # persists nothing
         return bool(result.status.allowed)
 
+    def whoami(self) -> str:
+        """This client's user name as the API server authenticates it (SelfSubjectReview)."""
+        review = self._call(
+            client.AuthenticationV1Api(self.api).create_self_subject_review,
+            client.V1SelfSubjectReview(),
+        )
+        return str(review.status.user_info.username)
+
     # --- the operator's Lease (coordination.k8s.io) ---------------------------------------
 
     def find_lease(self, namespace: str, name: str) -> Obj | None:

@@ -10,6 +10,7 @@ of their own, so a review never waits behind runs, scheduler ticks or other hand
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import kopf
@@ -18,9 +19,13 @@ from aftershock import GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
 from aftershock.cluster.io import Io
+from aftershock.core.naming import LABEL_TRIGGER
+from aftershock.core.run_admission import less_safe, poses_as_slot, spec_change_problem
 from aftershock.engines.admission import Refused, check_action, check_experiment
 from aftershock.handlers.context import get_context
 from aftershock.kube import Kube, NotFound, now
+
+log = logging.getLogger(__name__)
 
 
 def _io() -> Io:
@@ -68,27 +73,72 @@ async def validate_experiment(
     warnings.extend(outcome.warnings)
 
 
-@kopf.on.validate(GROUP, VERSION, "chaosruns", operations=["CREATE"], id="runs")
+_operator_user: str | None = None
+
+
+async def operator_user() -> str | None:
+    """The operator's own user name (SelfSubjectReview, asked once): its runs need no review."""
+    global _operator_user
+    if _operator_user is None:
+        try:
+            _operator_user = await _io()(_kube().whoami)
+        except Exception:  # older API server, or no rights: every run is then reviewed
+            log.warning("cannot tell the operator's own user name; reviewing every run", exc_info=True)
+            return None
+    return _operator_user
+
+
+@kopf.on.validate(GROUP, VERSION, "chaosruns", operations=["CREATE", "UPDATE"], id="runs")
 async def validate_run(
-    body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo, warnings: list[str], **_: Any
+    body: kopf.Body,
+    name: str | None,
+    namespace: str | None,
+    userinfo: kopf.UserInfo,
+    warnings: list[str],
+    **kwargs: Any,
 ) -> None:
     """A run of an admitted experiment (its spec, or only its name) is let through: the policy is
-    checked again before it injects, and a refusal then is recorded as a Skipped run. A run whose
-    target or fault differs from its experiment is judged like a new experiment."""
+    checked again before it injects, and a refusal then is recorded as a Skipped run. A run that
+    would be less safe than its experiment (another target or fault, dryRun lifted, a suspended
+    experiment) is judged like a new experiment, with its creator as the author. Nobody but the
+    operator creates schedule slots, and a run's spec, once complete, is frozen."""
+    if body.metadata.get("deletionTimestamp"):
+        return
+    if dict(userinfo).get("username") == await operator_user():
+        return  # the operator's own runs are copies of admitted experiments
     ctx = get_context()
     ns = namespace or "default"
     spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))
+    labels = dict(body.metadata.get("labels") or {})
+    operation = kwargs.get("operation")
+    old = kwargs.get("old") or {}
+    if operation == "UPDATE":
+        old_labels = dict((old.get("metadata") or {}).get("labels") or {})
+        if labels.get(LABEL_TRIGGER) != old_labels.get(LABEL_TRIGGER):
+            raise kopf.AdmissionError(f"the label {LABEL_TRIGGER} of a run cannot be changed", code=403)
+        if _unchanged_spec(operation, old, body):
+            return
     try:
-        experiment = ChaosExperiment.from_body(
+        experiment: ChaosExperiment | None = ChaosExperiment.from_body(
             await _io()(_kube().get, "ChaosExperiment", ns, spec.experiment)
         )
     except NotFound as exc:
-        raise kopf.AdmissionError(
-            f"ChaosExperiment {spec.experiment} does not exist in namespace {ns}", code=404
-        ) from exc
-    same_target = spec.target is None or spec.target == experiment.spec.target
-    same_fault = spec.fault is None or spec.fault == experiment.spec.fault
-    if same_target and same_fault:
+        if operation == "CREATE":
+            raise kopf.AdmissionError(
+                f"ChaosExperiment {spec.experiment} does not exist in namespace {ns}", code=404
+            ) from exc
+        experiment = None
+    if operation == "UPDATE":
+        problem = spec_change_problem(dict(old.get("spec") or {}), dict(body.get("spec") or {}), experiment)
+        if problem:
+            raise kopf.AdmissionError(f"ChaosRun {name}: {problem}", code=403)
+        return
+    assert experiment is not None
+    posing = poses_as_slot(str(name or ""), labels, spec.experiment, now())
+    if posing:
+        raise kopf.AdmissionError(f"ChaosRun {name}: {posing}", code=403)
+    reasons = less_safe(spec, experiment)
+    if not reasons:
         return
     try:
         outcome = await _io()(
@@ -103,5 +153,9 @@ async def validate_run(
             runs_now=True,
         )
     except Refused as exc:
-        raise kopf.AdmissionError(str(exc), code=403) from exc
+        raise kopf.AdmissionError(
+            f"ChaosRun {name} would do more than its experiment ({'; '.join(reasons)}), so its creator"
+            f" is checked as an experiment author would be, and refused: {exc}",
+            code=403,
+        ) from exc
     warnings.extend(outcome.warnings)

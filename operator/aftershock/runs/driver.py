@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 from aftershock import failpoints
 from aftershock.api.common import Finding, RunPhase, Severity, Verdict, worst
-from aftershock.api.durations import parse_duration
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun, ChaosRunSpec
 from aftershock.cluster.store import NotSynced, NotWatched
@@ -36,12 +35,6 @@ REVERT_PATIENCE = dt.timedelta(seconds=20)
 ABORT_PATIENCE = dt.timedelta(seconds=10)
 ACTIVE = (RunPhase.INJECTING, RunPhase.OBSERVING, RunPhase.REVERTING)
 TRANSIENT_BACKOFF = Backoff(base=0.5, factor=2.0, cap=10.0)
-
-
-def deadline_grace(timeout: dt.timedelta) -> dt.timedelta:
-    """Slack after fault.duration + recovery.timeout before the dead-man's switch fires: half the
-    timeout, at least 5 s and at most a minute."""
-    return min(dt.timedelta(minutes=1), max(dt.timedelta(seconds=5), timeout / 2))
 
 
 class RunDriver:
@@ -107,12 +100,17 @@ class RunDriver:
                     if run.status.deadline is not None and self.now() > run.status.deadline:
                         await self.close_after_deadline(obj, run)
                         continue
+                    # whoever holds it: a journal whose place or times do not check out (a claim
+                    # and a deadline written to keep a fault alive, say) is rejected, not watched
+                    targeting.verify_journal(self.env, obj, run, self.namespace, before_injecting=False)
                     if run.status.claimed_by != self.env.identity:
                         if self.journal.claim_is_live(run):
                             await stop.wait(1.0)  # someone else drives it; watch until it ends or lapses
                             continue
                         await self.journal.take_over(obj, run)
                         continue
+                    if phase is RunPhase.INJECTING:  # targets to hit must be live ones the selector yields
+                        targeting.verify_journal(self.env, obj, run, self.namespace, before_injecting=True)
                 if phase is None:
                     await self.start(obj, run)
                 elif phase is RunPhase.PENDING:
@@ -172,7 +170,11 @@ class RunDriver:
             return False
         if run.status.deadline is not None and self.now() > run.status.deadline:
             return False
-        return self.journal.claim_is_live(run)
+        if self.env.revoked(self.namespace, self.name):
+            return False
+        return self.journal.claim_is_live(run) and targeting.journal_sound(
+            self.env, cached, run, self.namespace
+        )
 
     # --- steps ---------------------------------------------------------------------------
 
@@ -192,11 +194,7 @@ class RunDriver:
             return
         spec = run.spec
         assert spec.fault is not None and spec.recovery is not None
-        held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
-        timeout = parse_duration(spec.recovery.timeout)
-        deadline = self.now() + held + timeout + deadline_grace(timeout)
-        if has_engine(run):  # e.g. Litmus starts a runner pod and a Job before the chaos
-            deadline += dt.timedelta(seconds=engine_of(run).start_allowance())
+        deadline = self.now() + targeting.longest(run)
         status = run.status.model_copy(update={"deadline": deadline, "observed_generation": run.generation})
         await self.journal.transition(
             obj, run, RunPhase.PENDING, "Accepted", "resolving targets", status=status

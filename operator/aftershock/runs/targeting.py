@@ -4,25 +4,102 @@ anything is touched. Reads come from the watch-fed cache; decisions from core.""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Callable
 
 from aftershock.api.common import RunPhase
 from aftershock.api.durations import parse_duration
 from aftershock.api.run import ChaosRun
 from aftershock.core import policy as core_policy
+from aftershock.core.journal_check import Expected, journal_problem, longest_run
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.selectors import is_empty
-from aftershock.core.targets import TargetSelectionError, select_targets
+from aftershock.core.targets import TargetSelectionError, count_for_mode, select_targets
+from aftershock.core.times import parse_time
 from aftershock.engines.base import TargetUnit
 from aftershock.engines.policy_gate import Policies, check_before_injecting, parse_policies, pdbs_for
 from aftershock.engines.registry import target_records
 from aftershock.engines.workloads import Workload, find_workloads, is_ready, pods_of
 from aftershock.kube import Obj
 from aftershock.runs.base import Abort, RunEnv, Stop
-from aftershock.runs.engine_access import engine_of, inject_context
+from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind
 
 STEADY_PATIENCE = dt.timedelta(minutes=2)
+
+
+def longest(run: ChaosRun) -> dt.timedelta:
+    """From accepting the run to its deadline, as its frozen spec allows."""
+    spec = run.spec
+    assert spec.fault is not None and spec.recovery is not None
+    held = parse_duration(spec.fault.duration) if spec.fault.duration else dt.timedelta(0)
+    allowance = engine_of(run).start_allowance() if has_engine(run) else 0.0
+    return longest_run(held, parse_duration(spec.recovery.timeout), allowance)
+
+
+def journal_sound(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str) -> bool:
+    """Whether the journal's place and times check out (no cache needed; see verify_journal)."""
+    try:
+        verify_journal(env, obj, run, namespace, before_injecting=False)
+    except Abort:
+        return False
+    return True
+
+
+def verify_journal(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str, *, before_injecting: bool) -> None:
+    """Raise Abort (JournalRejected) unless the journal agrees with the frozen spec, the policy
+    and the cluster (core/journal_check.py): `status` may have been written by someone else.
+    Before injecting, every target still to hit must be a live object the selection yields,
+    within the mode and the blast radius; later, place and times are checked."""
+    spec = run.spec
+    assert spec.target is not None and spec.fault is not None
+    target_ns = effective_target_namespace(namespace, spec.target.namespace)
+    engine = engine_of(run)
+    nodes = engine.target_unit(spec.fault) is TargetUnit.NODES
+    records = run.status.targets
+    expected = Expected(
+        target_namespace=target_ns,
+        unit="Node" if nodes else "Pod",
+        now=env.clock(),
+        created=parse_time(obj["metadata"].get("creationTimestamp")),
+        longest=longest(run),
+    )
+    problem = journal_problem(records, run.status.start_time, run.status.deadline, expected)
+    if problem is None and before_injecting and records:
+        view = env.cluster()
+        workloads = find_workloads(view, str(spec.target.kind), target_ns, spec.target.selector.to_json())
+        pods = [p for w in workloads for p in pods_of(view, w)]
+        total = max(sum(w.desired for w in workloads), len(pods))
+        try:
+            allowed = count_for_mode(str(spec.target.mode), spec.target.value, total)
+        except ValueError as exc:
+            raise Abort("JournalRejected", f"the run's target is invalid: {exc}") from exc
+        live = dataclasses.replace(
+            expected,
+            allowed_count=allowed,
+            live_pods={str(p["metadata"]["uid"]): str(p["metadata"]["name"]) for p in pods},
+            live_nodes=frozenset(
+                str(p["spec"]["nodeName"]) for p in pods if (p.get("spec") or {}).get("nodeName")
+            ),
+        )
+        problem = journal_problem(records, run.status.start_time, run.status.deadline, live)
+        if problem is None:
+            policies = parse_policies(view.policies())
+            every_node = {str((p.get("spec") or {}).get("nodeName")) for p in pods}
+            radius = core_policy.check_blast_radius(
+                policies,
+                requested=len(records),
+                total=len(every_node) if nodes else total,
+                unit="nodes" if nodes else "pods",
+            )
+            problem = None if radius.allowed else radius.message
+    if problem is not None:
+        raise Abort(
+            "JournalRejected",
+            f"the run's status does not agree with its spec and policy ({problem}); it was not written"
+            " by this operator, or the cluster changed under it: nothing more is injected",
+        )
 
 
 async def policy_check(
@@ -49,7 +126,12 @@ async def policy_check(
 
 
 async def wait_steady(
-    env: RunEnv, target_ns: str, workloads: list[Workload], limit: dt.timedelta, stop: Stop
+    env: RunEnv,
+    target_ns: str,
+    workloads: list[Workload],
+    limit: dt.timedelta,
+    stop: Stop,
+    moved_on: Callable[[], bool] = lambda: False,
 ) -> list[Obj] | None:
     """Ready candidate pods once every workload is at its desired Ready count.
 
@@ -74,8 +156,8 @@ async def wait_steady(
             return candidates
         if env.clock() >= give_up:
             raise Abort("TargetNotSteady", f"{'; '.join(lagging)} before injection; nothing was injected")
-        if stop.deleted() or stop.exiting():
-            return None
+        if stop.deleted() or stop.exiting() or moved_on():
+            return None  # the driver re-reads the journal and decides anew
         await view.wait_for_change(target_ns, seen, timeout=1.0)
 
 
@@ -103,7 +185,13 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
             "NoTargetWorkload",
             f"no {kind} in namespace {target_ns} matches selector {target.selector.to_query()}; nothing was injected",
         )
-    pods = await wait_steady(env, target_ns, workloads, parse_duration(spec.recovery.timeout), stop)
+
+    def moved_on() -> bool:
+        """Someone else wrote the journal past Pending while we waited (see verify_journal)."""
+        cached = view.get_run(namespace, name)
+        return cached is not None and ((cached.get("status") or {}).get("phase") or "Pending") != "Pending"
+
+    pods = await wait_steady(env, target_ns, workloads, parse_duration(spec.recovery.timeout), stop, moved_on)
     if pods is None:
         return
     what = f"Ready pods of {kind} {', '.join(f'{target_ns}/{w.name}' for w in workloads)}"
