@@ -65,11 +65,15 @@ def _needed(fault: dict[str, Any], *, cross_namespace: bool) -> set[tuple[str, s
     }
 
 
-def test_in_its_own_namespace_an_experiment_needs_no_review() -> None:
-    assert _needed({"podDelete": {}}, cross_namespace=False) == set()
-    assert _needed(PARTITION, cross_namespace=False) == set()
+def test_in_its_own_namespace_too_the_author_needs_the_engines_damage() -> None:
+    # an aftershock.dev role must not stand in for rights on pods (issue 12, class 3)
+    assert _needed({"podDelete": {}}, cross_namespace=False) == {("delete", "", "pods", True)}
+    assert _needed(PARTITION, cross_namespace=False) == {
+        ("create", "networking.k8s.io", "networkpolicies", True),
+        ("patch", "", "pods", True),
+    }
     pod_litmus = {"duration": "30s", "litmus": {"experiment": "pod-delete", "chaosServiceAccount": "sa"}}
-    assert _needed(pod_litmus, cross_namespace=False) == set()
+    assert _needed(pod_litmus, cross_namespace=False) == {("create", "litmuschaos.io", "chaosengines", True)}
 
 
 def test_across_namespaces_the_author_needs_the_engines_damage() -> None:
@@ -95,7 +99,9 @@ def test_what_a_run_would_grant_is_always_reviewed() -> None:
         ("create", "rbac.authorization.k8s.io", "roles", True),
         ("create", "rbac.authorization.k8s.io", "rolebindings", True),
     }
-    assert _needed(provisioned, cross_namespace=False) == grants
+    assert _needed(provisioned, cross_namespace=False) == grants | {
+        ("create", "litmuschaos.io", "chaosengines", True)
+    }
     assert _needed(provisioned, cross_namespace=True) == {
         ("create", "litmuschaos.io", "chaosengines", True),
         *grants,

@@ -1,9 +1,9 @@
 """What the admission webhook checks, so that `kubectl apply` fails at once with a clear message.
 
 The same policy rules are checked again right before injecting (engines/policy_gate.py); this is
-the early, friendly copy. It adds what only admission knows: who is asking. For cross-namespace
-targets the requesting user must be able to do the damage directly (SubjectAccessReview), so
-nobody gains power through the operator. What that damage is, each fault's engine declares
+the early, friendly copy. It adds what only admission knows: who is asking. The requesting user
+must be able to do the damage directly (SubjectAccessReview), in their own namespace as much as
+in another, so nobody gains power through the operator. What that damage is, each fault's engine declares
 (engines/registry.py); a fault kind without an engine is refused.
 """
 
@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aftershock.api.common import NODE_FAULT_KINDS
 from aftershock.api.experiment import ChaosExperimentSpec, Fault, Recovery, Target
 from aftershock.core import policy as core_policy
 from aftershock.core.safety import effective_target_namespace
@@ -161,16 +160,11 @@ def required_permissions(
     engine: FaultEngine, fault: Fault, *, cross_namespace: bool
 ) -> tuple[Permission, ...]:
     """What the author must be allowed to do themselves (SubjectAccessReview), as the engine
-    declares it: its damage when the experiment reaches beyond its own namespace (another
-    namespace, or cluster-scoped objects such as nodes), and what the run would grant others,
-    always."""
-    damage = engine.damage(fault)
-    reaches_out = (
-        cross_namespace
-        or engine.policy_kind(fault) in NODE_FAULT_KINDS
-        or any(not p.namespaced for p in damage)
-    )
-    return (*(damage if reaches_out else ()), *engine.grants(fault))
+    declares it: the damage the fault does — also within the author's own namespace, where an
+    `aftershock.dev` role must not stand in for rights on pods — and what the run would grant
+    others. `cross_namespace` only words the refusal; the checks are the same."""
+    del cross_namespace
+    return (*engine.damage(fault), *engine.grants(fault))
 
 
 def _require_could_do_it(
