@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from aftershock.api.experiment import Fault
+from aftershock.core.litmus import rules_for
 from aftershock.engines.admission import Refused, check_experiment, engine_or_refuse, required_permissions
+from aftershock.engines.litmus import rule_permissions
 from aftershock.engines.pod_delete import PodDeleteEngine
 from aftershock.engines.registry import REGISTRY, build, engine_of
 
@@ -92,17 +94,34 @@ def test_node_faults_are_reviewed_even_in_their_own_namespace_and_cluster_wide()
     }
 
 
-def test_what_a_run_would_grant_is_always_reviewed() -> None:
+def test_what_a_run_would_grant_is_always_reviewed_rule_by_rule() -> None:
     provisioned = {"duration": "30s", "litmus": {"experiment": "pod-delete", "provisionServiceAccount": True}}
-    grants = {
+    needed = _needed(provisioned, cross_namespace=False)
+    assert {
         ("create", "", "serviceaccounts", True),
         ("create", "rbac.authorization.k8s.io", "roles", True),
         ("create", "rbac.authorization.k8s.io", "rolebindings", True),
-    }
-    assert _needed(provisioned, cross_namespace=False) == grants | {
-        ("create", "litmuschaos.io", "chaosengines", True)
-    }
-    assert _needed(provisioned, cross_namespace=True) == {
         ("create", "litmuschaos.io", "chaosengines", True),
-        *grants,
+    } <= needed
+    # the author must hold every rule the provisioned Role grants: no escalation through it
+    role_rules = {
+        (verb, group, resource.partition("/")[0], True)
+        for rule in rules_for("pod-delete")
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert role_rules and role_rules <= needed
+    assert ("delete", "", "pods", True) in needed and ("create", "batch", "jobs", True) in needed
+    assert _needed(provisioned, cross_namespace=True) == needed
+
+
+def test_rule_permissions_split_subresources() -> None:
+    rules = [{"apiGroups": [""], "resources": ["pods/log", "events"], "verbs": ["get", "create"]}]
+    found = {(p.verb, p.resource, p.subresource) for p in rule_permissions(rules)}
+    assert found == {
+        ("get", "pods", "log"),
+        ("create", "pods", "log"),
+        ("get", "events", None),
+        ("create", "events", None),
     }

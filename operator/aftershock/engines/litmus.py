@@ -111,6 +111,19 @@ _PROVISIONING = (
 )
 
 
+def rule_permissions(rules: Sequence[Mapping[str, Any]]) -> tuple[Permission, ...]:
+    """Each verb on each resource an RBAC rule grants, as the request it allows ("pods/log" is the
+    subresource log of pods)."""
+    found: dict[Permission, None] = {}
+    for rule in rules:
+        for group in rule.get("apiGroups") or [""]:
+            for resource in rule.get("resources") or []:
+                name, _, sub = str(resource).partition("/")
+                for verb in rule.get("verbs") or []:
+                    found[Permission(str(verb), str(group), name, sub or None)] = None
+    return tuple(found)
+
+
 def _is_node_experiment(fault: Fault) -> bool:
     return fault.litmus is not None and fault.litmus.catalog.scope is litmus.Scope.NODE
 
@@ -129,7 +142,11 @@ class LitmusEngine:
         return (_START_LITMUS, _CHANGE_NODES) if _is_node_experiment(fault) else (_START_LITMUS,)
 
     def grants(self, fault: Fault) -> tuple[Permission, ...]:
-        return _PROVISIONING if fault.litmus is not None and fault.litmus.provision_service_account else ()
+        """Provisioning creates a ServiceAccount, a Role and a RoleBinding: the author must be allowed
+        to create them and hold every rule the Role grants (no escalation through the operator)."""
+        if fault.litmus is None or not fault.litmus.provision_service_account:
+            return ()
+        return (*_PROVISIONING, *rule_permissions(litmus.rules_for(fault.litmus.experiment)))
 
     def target_unit(self, fault: Fault) -> TargetUnit:
         """Experiments that take TARGET_NODE(S) act on the nodes of the chosen pods."""
