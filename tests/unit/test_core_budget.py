@@ -1,0 +1,199 @@
+"""core/budget.py: shared budgets decided one run at a time, against the other runs' claims."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import pytest
+
+from aftershock.api.policy import ChaosPolicySpec
+from aftershock.core import budget
+from aftershock.core.budget import ActiveRun, Candidate, Claim, Request, RunState, WorkloadShare
+from aftershock.core.policy import PdbInfo
+
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def policies(**spec: object) -> list[tuple[str, ChaosPolicySpec]]:
+    base: dict[str, object] = {
+        "blastRadius": {"maxPodsPercent": 100},
+        "concurrency": {"maxActiveRuns": 100, "maxActiveRunsPerNamespace": 100},
+        "respectDisruptionBudgets": True,
+    }
+    base.update(spec)
+    return [("guard", ChaosPolicySpec.model_validate(base))]
+
+
+def claim(
+    name: str, *, target: str = "shop", holder: str = "op-a", age: float = 1, **counts: object
+) -> Claim:
+    return Claim(
+        namespace="shop",
+        name=name,
+        uid=f"uid-{name}",
+        holder=holder,
+        target_namespace=target,
+        claimed_at=NOW - dt.timedelta(seconds=age),
+        expires=NOW + dt.timedelta(minutes=5),
+        workloads=dict(counts.get("workloads") or {}),  # type: ignore[call-overload]
+        pdbs=dict(counts.get("pdbs") or {}),  # type: ignore[call-overload]
+    )
+
+
+WEB = WorkloadShare("w-web", "Deployment shop/web", 4)
+PODS = [Candidate(f"web-{i}", "w-web") for i in range(4)]
+
+
+def request(
+    name: str = "me",
+    chosen: list[Candidate] | None = None,
+    *,
+    candidates: list[Candidate] | None = None,
+    workloads: list[WorkloadShare] | None = None,
+    pdbs: list[PdbInfo] | None = None,
+) -> Request:
+    return Request(
+        claim=claim(name),
+        chosen=chosen if chosen is not None else PODS[:1],
+        candidates=candidates if candidates is not None else PODS,
+        workloads=workloads or [WEB],
+        pdbs=pdbs or [],
+    )
+
+
+def test_a_claim_round_trips_through_the_ledger_text() -> None:
+    original = claim("a", workloads={"w-web": 2}, pdbs={"shop/web": 1})
+    assert budget.load(budget.dump([original])) == [original]
+
+
+def test_a_malformed_ledger_or_entry_is_dropped_not_fatal() -> None:
+    good = claim("a")
+    text = budget.dump([good])[:-1] + ',{"run":"x"}]'
+    assert budget.load(text) == [good]
+    assert budget.load("not json") == []
+    assert budget.load(None) == []
+    assert budget.load('{"run": "x"}') == []
+
+
+@pytest.mark.parametrize(
+    ("state", "age", "kept"),
+    [
+        (RunState.ACTIVE, 1, True),
+        (RunState.ACTIVE, 3600, True),  # active runs hold their claim as long as they are active
+        (RunState.ENDED, 1, False),
+        (RunState.PENDING, 1, True),  # claimed a moment ago: the Injecting write is on its way
+        (RunState.PENDING, 60, False),  # the claimant died before journaling
+        (RunState.GONE, 1, True),  # a lagging cache must not lose a fresh claim
+        (RunState.GONE, 60, False),
+        (RunState.UNSEEN, 3600, True),  # another operator's scope: kept until it expires
+    ],
+)
+def test_prune_keeps_only_claims_that_still_hold_budget(state: RunState, age: float, kept: bool) -> None:
+    c = claim("a", age=age)
+    assert (budget.prune([c], lambda _: state, NOW) == [c]) is kept
+
+
+def test_prune_drops_expired_claims_whatever_the_cache_says() -> None:
+    c = dataclasses.replace(claim("a"), expires=NOW)
+    assert budget.prune([c], lambda _: RunState.ACTIVE, NOW) == []
+
+
+def test_concurrency_counts_claims_and_active_runs_once_each() -> None:
+    limit = policies(concurrency={"maxActiveRuns": 2, "maxActiveRunsPerNamespace": 2})
+    one = claim("a")
+    # the same run in the ledger and in the cache counts once: one more may start
+    grant = budget.decide(limit, [one], [ActiveRun(one.uid, "shop")], request())
+    assert grant.allowed
+    # a claim not yet visible as active in the cache still counts (the race this closes)
+    grant = budget.decide(limit, [one, claim("b")], [], request())
+    assert not grant.allowed and grant.decision.reason == "ConcurrencyLimit"
+    assert "2 are active" in grant.decision.message
+
+
+def test_the_run_itself_is_never_counted_against_itself() -> None:
+    limit = policies(concurrency={"maxActiveRuns": 1, "maxActiveRunsPerNamespace": 1})
+    mine_elsewhere = dataclasses.replace(claim("me"), holder="op-b")  # a racing replica's claim of it
+    assert budget.decide(limit, [mine_elsewhere], [ActiveRun("uid-me", "shop")], request()).allowed
+
+
+def test_per_namespace_concurrency_counts_only_that_target_namespace() -> None:
+    limit = policies(concurrency={"maxActiveRuns": 10, "maxActiveRunsPerNamespace": 1})
+    assert budget.decide(limit, [claim("a", target="other")], [], request()).allowed
+    refused = budget.decide(limit, [claim("a")], [], request())
+    assert not refused.allowed and "namespace 'shop'" in refused.decision.message
+
+
+def test_blast_radius_is_cumulative_per_workload() -> None:
+    half = policies(blastRadius={"maxPodsPercent": 50})  # 2 of web's 4 pods at once
+    held = claim("a", workloads={"w-web": 1})
+    grant = budget.decide(half, [held], [], request())
+    assert grant.allowed and grant.kept == ("web-0",)
+    assert grant.claim is not None and grant.claim.workloads == {"w-web": 1}
+    full = budget.decide(half, [held, claim("b", workloads={"w-web": 1})], [], request())
+    assert not full.allowed and full.decision.reason == "BlastRadiusExceeded"
+    assert (
+        "Deployment shop/web" in full.decision.message
+        and "2 held by other active runs" in full.decision.message
+    )
+
+
+def test_a_selection_spanning_workloads_is_capped_per_workload() -> None:
+    small = WorkloadShare("w-db", "Deployment shop/db", 2)
+    db = [Candidate("db-0", "w-db"), Candidate("db-1", "w-db")]
+    half = policies(blastRadius={"maxPodsPercent": 50})
+    # 3 of 6 over the union is within 50 %, but 2 of db's 2 is not: one db pod is swapped for web
+    grant = budget.decide(
+        half, [], [], request(chosen=[*db, PODS[0]], candidates=[*db, *PODS], workloads=[small, WEB])
+    )
+    assert grant.allowed
+    assert sorted(grant.kept) == ["db-0", "web-0", "web-1"]
+    assert grant.claim is not None and grant.claim.workloads == {"w-db": 1, "w-web": 2}
+
+
+def test_a_selection_that_cannot_be_spread_is_refused_not_shrunk() -> None:
+    half = policies(blastRadius={"maxPodsPercent": 50})
+    grant = budget.decide(half, [claim("a", workloads={"w-web": 1})], [], request(chosen=PODS[:2]))
+    assert not grant.allowed and grant.decision.reason == "BlastRadiusExceeded"
+    assert "1 left" in grant.decision.message
+
+
+def test_the_union_cap_of_one_run_still_applies() -> None:
+    two = policies(blastRadius={"maxPodsPercent": 100, "maxPods": 2})
+    grant = budget.decide(two, [], [], request(chosen=PODS[:3]))
+    assert not grant.allowed and "maxPods is 2" in grant.decision.message
+
+
+def test_pdb_allowance_is_shared_between_claims() -> None:
+    pdb = PdbInfo("web", 1, frozenset(p.name for p in PODS))
+    first = budget.decide(policies(), [], [], request(pdbs=[pdb]))
+    assert first.allowed and first.claim is not None and first.claim.pdbs == {"shop/web": 1}
+    second = budget.decide(policies(), [first.claim], [], request("other", chosen=PODS[1:2], pdbs=[pdb]))
+    assert not second.allowed and second.decision.reason == "DisruptionBudget"
+    assert "PodDisruptionBudget web" in second.decision.message
+    assert "other active runs hold" in second.decision.message
+
+
+def test_pdb_spares_pods_beyond_its_allowance_and_says_so() -> None:
+    pdb = PdbInfo("web", 2, frozenset(p.name for p in PODS))
+    grant = budget.decide(
+        policies(), [claim("a", pdbs={"shop/web": 1})], [], request(chosen=PODS, pdbs=[pdb])
+    )
+    assert grant.allowed and len(grant.kept) == 1
+    assert grant.notes and "3 of the 4 chosen pods were spared" in grant.notes[0]
+
+
+def test_pdbs_are_ignored_when_no_policy_asks_for_them() -> None:
+    pdb = PdbInfo("web", 0, frozenset(p.name for p in PODS))
+    lax = policies(respectDisruptionBudgets=False)
+    req = dataclasses.replace(request(pdbs=[pdb]), respect_pdbs=False)
+    assert budget.decide(lax, [], [], req).allowed
+
+
+def test_check_shares_refuses_only_what_no_spread_fits() -> None:
+    half = policies(blastRadius={"maxPodsPercent": 50})
+    small = WorkloadShare("w-db", "Deployment shop/db", 1)  # 50 % of 1 is 0: never hit
+    assert budget.check_shares(half, [WEB, small], 2).allowed
+    refused = budget.check_shares(half, [WEB, small], 3)
+    assert not refused.allowed and "at most 2 together" in refused.message
+    assert "Deployment shop/db" in refused.message and "ChaosPolicy guard" in refused.message
