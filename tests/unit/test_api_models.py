@@ -34,6 +34,7 @@ from aftershock.api import (
     worst,
 )
 from aftershock.api.cel import CelRule, matches
+from aftershock.api.common import is_label_key, is_label_value
 from aftershock.api.durations import DURATION_PATTERN
 from aftershock.api.experiment import RECOVERY_RULE, SCHEDULE_PATTERN
 
@@ -695,3 +696,166 @@ def test_litmus_fault_is_checked_like_the_crd_checks_it() -> None:
         {"duration": "30s", "litmus": {"experiment": "node-drain", "chaosServiceAccount": "litmus-admin"}}
     )
     assert drain.policy_kind == "litmusNode"
+
+
+# --- input that cannot be misread: selector labels and bounds ------------------------------------
+
+KEY_HELP = "must be a label key"
+VALUE_HELP = "must be a label value"
+
+HOSTILE_SELECTORS = [
+    ("space in key", {"matchLabels": {"app name": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("key starts with a dash", {"matchLabels": {"-bad/x": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("upper-case prefix", {"matchLabels": {"Example.com/app": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("two slashes", {"matchLabels": {"a/b/c": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("empty name after prefix", {"matchLabels": {"example.com/": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("name of 64", {"matchLabels": {"a" * 64: "x"}}, "every matchLabels key " + KEY_HELP),
+    ("prefix of 254", {"matchLabels": {"a" * 254 + "/app": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("empty key", {"matchLabels": {"": "x"}}, "every matchLabels key " + KEY_HELP),
+    ("space in value", {"matchLabels": {"app": "a b"}}, "every matchLabels value " + VALUE_HELP),
+    ("value ends with a dash", {"matchLabels": {"app": "web-"}}, "every matchLabels value " + VALUE_HELP),
+    ("value of 64", {"matchLabels": {"app": "a" * 64}}, "at most 63 characters"),
+    ("selector operator in value", {"matchLabels": {"app": "x,env!=prod"}}, "every matchLabels value"),
+    (
+        "expression key with a space",
+        {"matchExpressions": [{"key": "app name", "operator": "Exists"}]},
+        "matchExpressions key " + KEY_HELP,
+    ),
+    (
+        "expression value with a comma",
+        {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a,b"]}]},
+        "every matchExpressions value " + VALUE_HELP,
+    ),
+    (
+        "too many labels",
+        {"matchLabels": {f"k{i}": "v" for i in range(65)}},
+        "at most 64 items",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("selector", "message"),
+    [(s, m) for _, s, m in HOSTILE_SELECTORS],
+    ids=[n for n, _, _ in HOSTILE_SELECTORS],
+)
+def test_selector_labels_are_checked_as_labels(selector: dict[str, Any], message: str) -> None:
+    assert message in rejection(ChaosExperiment, with_spec(target__selector=selector))
+    # the same selector type guards a policy's namespaces
+    policy = {"metadata": {"name": "p"}, "spec": {"namespaces": {"selector": selector}}}
+    assert message in rejection(ChaosPolicy, policy)
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        {"matchLabels": {"app": "checkout"}},
+        {"matchLabels": {"app.kubernetes.io/name": "Check_out.v2"}},
+        {"matchLabels": {"node-role.kubernetes.io/control-plane": ""}},
+        {"matchLabels": {"a" * 253 + "/" + "b" * 63: "c" * 63}},
+        {"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["", "db"]}]},
+        {"matchExpressions": [{"key": "example.com/X_y", "operator": "DoesNotExist"}]},
+    ],
+)
+def test_valid_selector_labels_are_accepted(selector: dict[str, Any]) -> None:
+    ChaosExperiment.model_validate(with_spec(target__selector=selector))
+
+
+def test_label_key_rule_is_the_pattern_pair_the_schema_uses() -> None:
+    assert is_label_key("app") and is_label_key("a.b/c") and not is_label_key("a/b/c")
+    assert is_label_value("") and not is_label_value("x\n")  # RE2's $: a trailing newline is not allowed
+
+
+BOUNDS = [
+    ("history limit above 100", with_spec(successfulRunsHistoryLimit=101), "less than or equal to 100"),
+    ("failed history above 100", with_spec(failedRunsHistoryLimit=1000), "less than or equal to 100"),
+    (
+        "grace period above an hour",
+        with_spec(fault={"podDelete": {"gracePeriodSeconds": 3601}}),
+        "less than or equal to 3600",
+    ),
+    (
+        "fixed count above 10000",
+        with_spec(target__mode="fixed", target__value=10_001),
+        "less than or equal to 10000",
+    ),
+    (
+        "fault duration above 24h",
+        with_spec(fault__duration="25h"),
+        "fault.duration (25h) must be at most 24h",
+    ),
+    (
+        "recovery timeout above 24h",
+        with_spec(recovery={"objective": "30s", "timeout": "1441m"}),
+        "recovery.timeout (1441m) must be at most 24h",
+    ),
+    (
+        "starting deadline above 24h",
+        with_spec(startingDeadline="48h"),
+        "startingDeadline (48h) must be at most 24h",
+    ),
+    (
+        "litmus env of 33 entries",
+        with_spec(
+            fault={
+                "duration": "30s",
+                "litmus": {
+                    "experiment": "pod-delete",
+                    "chaosServiceAccount": "litmus",
+                    "env": {f"K{i}": "v" for i in range(33)},
+                },
+            }
+        ),
+        "at most 32 items",
+    ),
+    (
+        "litmus env value of 1025",
+        with_spec(
+            fault={
+                "duration": "30s",
+                "litmus": {
+                    "experiment": "pod-network-latency",
+                    "chaosServiceAccount": "litmus",
+                    "env": {"NETWORK_INTERFACE": "e" * 1025},
+                },
+            }
+        ),
+        "at most 1024 characters",
+    ),
+]
+
+
+@pytest.mark.parametrize(("obj", "message"), [(o, m) for _, o, m in BOUNDS], ids=[n for n, _, _ in BOUNDS])
+def test_numbers_and_lists_are_bounded(obj: dict[str, Any], message: str) -> None:
+    assert message in rejection(ChaosExperiment, obj)
+
+
+def test_bounds_are_inclusive() -> None:
+    ChaosExperiment.model_validate(
+        with_spec(
+            successfulRunsHistoryLimit=100,
+            failedRunsHistoryLimit=100,
+            startingDeadline="24h",
+            fault={"duration": "24h", "networkPartition": {}},
+            recovery={"objective": "1h", "timeout": "24h"},
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"blastRadius": {"maxPods": 10_001}}, "less than or equal to 10000"),
+        ({"blastRadius": {"maxNodes": 1001}}, "less than or equal to 1000"),
+        ({"concurrency": {"maxActiveRuns": 10_001}}, "less than or equal to 10000"),
+        ({"concurrency": {"maxActiveRunsPerNamespace": 10_001}}, "less than or equal to 10000"),
+    ],
+)
+def test_policy_counts_are_bounded(spec: dict[str, Any], message: str) -> None:
+    assert message in rejection(ChaosPolicy, {"metadata": {"name": "p"}, "spec": spec})
+
+
+def test_run_experiment_names_are_experiment_names() -> None:
+    assert "at most 52 characters" in rejection(
+        ChaosRun, {"metadata": {"name": "r"}, "spec": {"experiment": "e" * 53}}
+    )

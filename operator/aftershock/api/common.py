@@ -23,7 +23,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from aftershock import API_VERSION
-from aftershock.api.cel import CelRule, validations
+from aftershock.api.cel import CelRule, matches, validations
 from aftershock.api.durations import DURATION_MAX_LENGTH, DURATION_PATTERN, parse_duration
 
 SYSTEM_NAMESPACES: Final = ("kube-system", "kube-public", "kube-node-lease")
@@ -134,6 +134,66 @@ def optional_delta(value: str | None) -> timedelta | None:
 # --- label selectors ----------------------------------------------------------------------------
 
 
+LABEL_NAME_PATTERN: Final = r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
+LABEL_KEY_PATTERN: Final = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?" + LABEL_NAME_PATTERN + "$"
+)
+"""A label key's shape: an optional DNS-subdomain prefix and ``/``, then a name."""
+LABEL_KEY_LENGTHS_PATTERN: Final = r"^([^/]{1,253}/)?[^/]{1,63}$"
+"""A label key's lengths: prefix at most 253 characters, name at most 63 (a second pattern, since one
+regular expression cannot bound both the parts and their structure)."""
+LABEL_KEY_MAX_LENGTH: Final = 253 + 1 + 63
+LABEL_VALUE_PATTERN: Final = r"^(" + LABEL_NAME_PATTERN + ")?$"
+LABEL_VALUE_MAX_LENGTH: Final = 63
+SELECTOR_MAX_LABELS: Final = 64
+SELECTOR_MAX_EXPRESSIONS: Final = 32
+SELECTOR_MAX_VALUES: Final = 64
+
+_KEY_HELP: Final = (
+    "a label key is an optional DNS subdomain prefix of at most 253 characters and '/', then a name of"
+    " 1 to 63 letters, digits, '-', '_' or '.' that starts and ends with a letter or digit,"
+    " e.g. app or app.kubernetes.io/name"
+)
+_VALUE_HELP: Final = (
+    "a label value is empty or at most 63 letters, digits, '-', '_' or '.' that start and end with a"
+    " letter or digit"
+)
+
+
+def _key_rule(variable: str) -> str:
+    return f"{variable}.matches(r'{LABEL_KEY_PATTERN}') && {variable}.matches(r'{LABEL_KEY_LENGTHS_PATTERN}')"
+
+
+MATCH_LABELS_KEYS_RULE: Final = CelRule(
+    rule="!has(self.matchLabels) || self.matchLabels.all(k, " + _key_rule("k") + ")",
+    message=f"every matchLabels key must be a label key: {_KEY_HELP}",
+    field_path=".matchLabels",
+)
+MATCH_LABELS_VALUES_RULE: Final = CelRule(
+    rule=f"!has(self.matchLabels) || self.matchLabels.all(k, self.matchLabels[k].matches(r'{LABEL_VALUE_PATTERN}'))",
+    message=f"every matchLabels value must be a label value: {_VALUE_HELP}",
+    field_path=".matchLabels",
+)
+REQUIREMENT_KEY_RULE: Final = CelRule(
+    rule=_key_rule("self"),
+    message=f"matchExpressions key must be a label key: {_KEY_HELP}",
+)
+REQUIREMENT_VALUE_LIST_RULE: Final = CelRule(
+    rule=f"self.all(v, v.matches(r'{LABEL_VALUE_PATTERN}'))",
+    message=f"every matchExpressions value must be a label value: {_VALUE_HELP}",
+)
+
+
+def is_label_key(key: str) -> bool:
+    """Whether `key` is a Kubernetes label key (qualified name), exactly as the schema decides."""
+    return matches(LABEL_KEY_PATTERN, key) and matches(LABEL_KEY_LENGTHS_PATTERN, key)
+
+
+def is_label_value(value: str) -> bool:
+    """Whether `value` is a Kubernetes label value, exactly as the schema decides."""
+    return len(value) <= LABEL_VALUE_MAX_LENGTH and matches(LABEL_VALUE_PATTERN, value)
+
+
 class LabelSelectorOperator(StrEnum):
     """How a label selector requirement relates a label's key to its values."""
 
@@ -156,18 +216,30 @@ class LabelSelectorRequirement(ApiModel):
 
     model_config = ConfigDict(json_schema_extra=validations(REQUIREMENT_VALUES_RULE))
 
-    key: str = Field(min_length=1, max_length=317, description="The label key the requirement applies to.")
+    key: str = Field(
+        min_length=1,
+        max_length=LABEL_KEY_MAX_LENGTH,
+        description="The label key the requirement applies to, e.g. app or app.kubernetes.io/name.",
+        json_schema_extra=validations(REQUIREMENT_KEY_RULE),
+    )
     operator: LabelSelectorOperator = Field(
         description="How the key relates to the values: In, NotIn, Exists or DoesNotExist."
     )
-    values: list[Annotated[str, Field(max_length=63)]] = Field(
+    values: list[Annotated[str, Field(max_length=LABEL_VALUE_MAX_LENGTH)]] = Field(
         default_factory=list,
-        max_length=64,
-        description="Label values; required for In and NotIn, must be empty for Exists and DoesNotExist.",
+        max_length=SELECTOR_MAX_VALUES,
+        description="Label values (each at most 63 characters, at most 64 of them); required for In and"
+        " NotIn, must be empty for Exists and DoesNotExist.",
+        json_schema_extra=validations(REQUIREMENT_VALUE_LIST_RULE),
     )
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> LabelSelectorRequirement:
+        if not is_label_key(self.key):
+            raise ValueError(f"{REQUIREMENT_KEY_RULE.error()} (got {self.key!r})")
+        for value in self.values:
+            if not is_label_value(value):
+                raise ValueError(f"{REQUIREMENT_VALUE_LIST_RULE.error()} (got {value!r})")
         wants_values = self.operator in (LabelSelectorOperator.IN, LabelSelectorOperator.NOT_IN)
         if wants_values != bool(self.values):
             raise ValueError(REQUIREMENT_VALUES_RULE.error())
@@ -175,18 +247,33 @@ class LabelSelectorRequirement(ApiModel):
 
 
 class LabelSelector(ApiModel):
-    """A Kubernetes label selector (metav1.LabelSelector): all requirements must hold (AND)."""
+    """A Kubernetes label selector (metav1.LabelSelector): all requirements must hold (AND).
 
-    match_labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+    Keys and values are checked as the API server checks labels, so a selector never reaches a
+    list call that would fail, or mean something else, at run time."""
+
+    model_config = ConfigDict(json_schema_extra=validations(MATCH_LABELS_KEYS_RULE, MATCH_LABELS_VALUES_RULE))
+
+    match_labels: dict[str, Annotated[str, Field(max_length=LABEL_VALUE_MAX_LENGTH)]] = Field(
         default_factory=dict,
-        max_length=64,
-        description="Labels that must be present with exactly these values.",
+        max_length=SELECTOR_MAX_LABELS,
+        description="Labels that must be present with exactly these values (at most 64; keys are label"
+        " keys, values label values of at most 63 characters).",
     )
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list,
-        max_length=32,
-        description="Label requirements (key, operator, values) that must all hold.",
+        max_length=SELECTOR_MAX_EXPRESSIONS,
+        description="Label requirements (key, operator, values) that must all hold; at most 32.",
     )
+
+    @model_validator(mode="after")
+    def _labels_are_labels(self) -> LabelSelector:
+        for key, value in self.match_labels.items():
+            if not is_label_key(key):
+                raise ValueError(f"{MATCH_LABELS_KEYS_RULE.error()} (got {key!r})")
+            if not is_label_value(value):
+                raise ValueError(f"{MATCH_LABELS_VALUES_RULE.error()} (got {value!r})")
+        return self
 
     def is_empty(self) -> bool:
         """An empty selector matches everything."""

@@ -82,6 +82,33 @@ NO_VALUE_RULE: Final = CelRule(
     template="value must not be set when mode is {mode}; only fixed and percent use it",
     field_path=".value",
 )
+MAX_TARGET_VALUE: Final = 10_000
+MAX_GRACE_PERIOD_SECONDS: Final = 3600
+MAX_HISTORY_LIMIT: Final = 100
+MAX_DURATION: Final = "24h"
+"""Longest fault.duration, recovery.timeout and startingDeadline the schema accepts; a ChaosPolicy's
+maxDuration caps fault.duration and recovery.timeout further."""
+
+
+def max_duration_rule(field: str) -> CelRule:
+    """``field`` (a Duration) may be at most MAX_DURATION."""
+    return CelRule(
+        rule=f"duration(self) <= duration('{MAX_DURATION}')",
+        message=f"{field} must be at most {MAX_DURATION}",
+        template=f"{field} ({{self}}) must be at most {MAX_DURATION}",
+    )
+
+
+FAULT_DURATION_RULE: Final = max_duration_rule("fault.duration")
+RECOVERY_TIMEOUT_RULE: Final = max_duration_rule("recovery.timeout")
+STARTING_DEADLINE_RULE: Final = max_duration_rule("startingDeadline")
+
+
+def _check_max_duration(rule: CelRule, value: str | None) -> None:
+    if value is not None and parse_duration(value) > parse_duration(MAX_DURATION):
+        raise ValueError(rule.error(self=value))
+
+
 _DEFAULT_OBJECTIVE: Final = "30s"
 _DEFAULT_TIMEOUT: Final = "5m"
 RECOVERY_RULE: Final = CelRule(
@@ -144,7 +171,8 @@ class Target(ApiModel):
     )
     value: int | None = Field(
         default=None,
-        description="Number of pods for mode fixed (at least 1), or percentage for mode percent (1 to 100);"
+        le=MAX_TARGET_VALUE,
+        description="Number of pods for mode fixed (1 to 10000), or percentage for mode percent (1 to 100);"
         " must not be set for one and all.",
     )
 
@@ -170,7 +198,8 @@ class PodDelete(ApiModel):
     grace_period_seconds: int | None = Field(
         default=None,
         ge=0,
-        description="Grace period for the deletion in seconds; 0 kills at once."
+        le=MAX_GRACE_PERIOD_SECONDS,
+        description="Grace period for the deletion in seconds, 0 (kills at once) to 3600."
         " Defaults to the pod's terminationGracePeriodSeconds.",
     )
 
@@ -261,8 +290,9 @@ class LitmusFault(ApiModel):
     env: dict[str, Annotated[str, Field(max_length=1024)]] = Field(
         default_factory=dict,
         max_length=32,
-        description='The experiment\'s parameters (e.g. NETWORK_LATENCY: "300"), checked per experiment.'
-        " The duration and the targets are set by aftershock from fault.duration and target.",
+        description='The experiment\'s parameters (e.g. NETWORK_LATENCY: "300"), checked per experiment:'
+        " at most 32, each value at most 1024 characters. The duration and the targets are set by"
+        " aftershock from fault.duration and target.",
     )
     chaos_service_account: str | None = Field(
         default=None,
@@ -281,7 +311,7 @@ class LitmusFault(ApiModel):
     probes: list[dict[str, Any]] = Field(
         default_factory=list,
         max_length=16,
-        description="Litmus probes (k8sProbe, httpProbe, cmdProbe, promProbe), passed as they are into the"
+        description="Litmus probes (k8sProbe, httpProbe, cmdProbe, promProbe), at most 16, passed as they are into the"
         " ChaosEngine's spec.experiments[0].spec.probe; Litmus validates and runs them. Their outcome is"
         " Litmus's probeSuccessPercentage, and failed probes make a Fail verdict.",
     )
@@ -339,8 +369,9 @@ class Fault(ApiModel):
 
     duration: Duration | None = Field(
         default=None,
-        description="How long a sustained fault is held before it is reverted, e.g. 60s or 5m."
-        " Ignored by one-shot faults such as podDelete.",
+        description="How long a sustained fault is held before it is reverted, e.g. 60s or 5m; at most"
+        " 24h (a ChaosPolicy's maxDuration may cap it further). Ignored by one-shot faults such as podDelete.",
+        json_schema_extra=validations(FAULT_DURATION_RULE),
     )
     pod_delete: PodDelete | None = Field(default=None, description="Delete the target pods.")
     network_partition: NetworkPartition | None = Field(
@@ -375,6 +406,7 @@ class Fault(ApiModel):
             raise ValueError(fault_one_of_rule().error())
         if self.kind in SUSTAINED_FAULT_KINDS and self.duration is None:
             raise ValueError(SUSTAINED_DURATION_RULE.error())
+        _check_max_duration(FAULT_DURATION_RULE, self.duration)
         return self
 
 
@@ -406,12 +438,13 @@ class Recovery(ApiModel):
     timeout: Duration = Field(
         default=_DEFAULT_TIMEOUT,
         description="If the target has not recovered after this long, the run fails with a"
-        " high-severity finding. Must not be shorter than objective.",
+        " high-severity finding. Must not be shorter than objective; at most 24h.",
+        json_schema_extra=validations(RECOVERY_TIMEOUT_RULE),
     )
     probes: list[dict[str, Any]] = Field(
         default_factory=list,
         max_length=16,
-        description="Extra steady-state checks (http, prometheus). Reserved: the schema is free-form"
+        description="Extra steady-state checks (http, prometheus), at most 16. Reserved: the schema is free-form"
         " until probes are implemented, and the operator ignores them for now.",
     )
 
@@ -425,6 +458,7 @@ class Recovery(ApiModel):
 
     @model_validator(mode="after")
     def _objective_within_timeout(self) -> Recovery:
+        _check_max_duration(RECOVERY_TIMEOUT_RULE, self.timeout)
         if self.objective_delta > self.timeout_delta:
             raise ValueError(RECOVERY_RULE.error(objective=self.objective, timeout=self.timeout))
         return self
@@ -458,13 +492,20 @@ class ChaosExperimentSpec(ApiModel):
     starting_deadline: Duration | None = Field(
         default=None,
         description="A scheduled slot missed by more than this (e.g. while the operator was down) is"
-        " recorded as a Skipped run instead of started late.",
+        " recorded as a Skipped run instead of started late; at most 24h.",
+        json_schema_extra=validations(STARTING_DEADLINE_RULE),
     )
     successful_runs_history_limit: int = Field(
-        default=5, ge=0, description="How many finished runs that passed to keep."
+        default=5,
+        ge=0,
+        le=MAX_HISTORY_LIMIT,
+        description="How many finished runs that passed to keep, 0 to 100.",
     )
     failed_runs_history_limit: int = Field(
-        default=10, ge=0, description="How many finished runs that did not pass to keep."
+        default=10,
+        ge=0,
+        le=MAX_HISTORY_LIMIT,
+        description="How many finished runs that did not pass to keep, 0 to 100.",
     )
     dry_run: bool = Field(
         default=False,
@@ -489,6 +530,7 @@ class ChaosExperimentSpec(ApiModel):
             raise ValueError(SCHEDULE_RULE.error())
         if not matches(TIME_ZONE_PATTERN, self.time_zone):
             raise ValueError(TIME_ZONE_RULE.error())
+        _check_max_duration(STARTING_DEADLINE_RULE, self.starting_deadline)
         return self
 
 

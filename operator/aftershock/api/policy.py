@@ -33,6 +33,9 @@ OPT_IN_LABEL: Final = "aftershock.dev/chaos"
 OPT_IN_VALUE: Final = "enabled"
 DEFAULT_ALLOWED_FAULTS: Final = tuple(k for k in KNOWN_FAULT_KINDS if k not in NODE_FAULT_KINDS)
 CLOCK_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+MAX_COUNT: Final = 10_000
+"""Upper bound of a policy's pod and run counts: beyond any cluster's need, and a bound for CEL."""
+MAX_NODES: Final = 1000
 
 WINDOW_RULE: Final = CelRule(
     rule="self.start != self.end",
@@ -86,9 +89,12 @@ class BlastRadius(ApiModel):
     max_pods: int | None = Field(
         default=None,
         ge=0,
-        description="At most this many pods per run; no absolute limit when omitted.",
+        le=MAX_COUNT,
+        description="At most this many pods per run (0 to 10000); no absolute limit when omitted.",
     )
-    max_nodes: int = Field(default=1, ge=0, description="At most this many nodes per run (node faults).")
+    max_nodes: int = Field(
+        default=1, ge=0, le=MAX_NODES, description="At most this many nodes per run (node faults), 0 to 1000."
+    )
 
 
 class Window(ApiModel):
@@ -144,9 +150,14 @@ class Blackout(ApiModel):
 class PolicyConcurrency(ApiModel):
     """Limits on runs that are active at the same time."""
 
-    max_active_runs: int = Field(default=5, ge=0, description="At most this many active runs in the cluster.")
+    max_active_runs: int = Field(
+        default=5, ge=0, le=MAX_COUNT, description="At most this many active runs in the cluster, 0 to 10000."
+    )
     max_active_runs_per_namespace: int = Field(
-        default=1, ge=0, description="At most this many active runs targeting one namespace."
+        default=1,
+        ge=0,
+        le=MAX_COUNT,
+        description="At most this many active runs targeting one namespace, 0 to 10000.",
     )
 
 

@@ -25,7 +25,7 @@ from aftershock.api.common import (
     Severity,
     Verdict,
 )
-from aftershock.api.experiment import ChaosExperimentSpec, Fault, Recovery, Target
+from aftershock.api.experiment import MAX_NAME_LENGTH, ChaosExperimentSpec, Fault, Recovery, Target
 
 FROZEN_FIELDS: Final = ("experiment", "scheduledTime", "target", "fault", "recovery", "dryRun")
 """Spec fields (wire names) that cannot change once set."""
@@ -51,9 +51,10 @@ class ChaosRunSpec(ApiModel):
 
     experiment: str = Field(
         min_length=1,
-        max_length=253,
+        max_length=MAX_NAME_LENGTH,
         pattern=DNS_SUBDOMAIN_PATTERN,
-        description="Name of the ChaosExperiment (in the same namespace) this run executes.",
+        description="Name of the ChaosExperiment (in the same namespace) this run executes; like every"
+        f" experiment name, at most {MAX_NAME_LENGTH} characters (it is also a label value).",
         json_schema_extra=_frozen(),
     )
     scheduled_time: AwareDatetime | None = Field(
