@@ -136,8 +136,10 @@ def test_subject_of_defaults_the_target_namespace_to_the_runs_own() -> None:
         run("reverting", phase="Reverting"),
         run("pending", phase="Pending"),
         run("done", phase="Completed"),
+        run("one-shot", fault={"podDelete": {"gracePeriodSeconds": 0}}),
+        run("unknown", fault={"duration": "1m", "noSuchFault": {}}),
     ],
-    ids=["other-operator", "unclaimed", "reverting", "pending", "terminal"],
+    ids=["other-operator", "unclaimed", "reverting", "pending", "terminal", "pod-delete", "unknown-kind"],
 )
 def test_subject_of_skips_runs_that_are_not_ours_or_hold_no_fault(body: dict[str, Any]) -> None:
     assert subject_of(body, ME) is None

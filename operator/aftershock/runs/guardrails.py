@@ -1,7 +1,8 @@
 """Guardrails hold for the whole run, not only at its start.
 
 One monitor per process (never a loop per run): every `INTERVAL` seconds, and at once when a
-ChaosPolicy changes, it judges every active run this operator claims against the policies in
+ChaosPolicy changes, it judges every active run this operator claims that holds a fault in place
+(a sustained one: a NetworkPolicy, a Litmus engine) against the policies in
 force and its target namespace's labels (core.policy.check_active: opted out, denied, out of
 scope, window closed, blackout begun, no policy left, maxDuration lowered). A run that fails is
 *revoked*: `revoked()` names why from then on, and the waiting runs are woken through the kill
@@ -70,8 +71,9 @@ class Subject:
 
 def subject_of(obj: Obj, identity: str) -> Subject | None:
     """The run as the monitor judges it, or None when it is not ours to judge: not claimed by this
-    operator, not injecting or observing, or without a spec the driver could act on (it ends
-    Errored by itself)."""
+    operator, not injecting or observing, a one-shot fault (deleted pods: nothing is held that a
+    revert could take back, and the recovery measurement goes on), or without a spec the driver
+    could act on (it ends Errored by itself)."""
     status = obj.get("status") or {}
     if status.get("phase") not in WATCHED_PHASES or status.get("claimedBy") != identity:
         return None
@@ -80,7 +82,10 @@ def subject_of(obj: Obj, identity: str) -> Subject | None:
         spec = run.spec
         if spec.target is None or spec.fault is None:
             return None
-        kind = engine_of(run).policy_kind(spec.fault)
+        engine = engine_of(run)
+        if not engine.sustained:
+            return None
+        kind = engine.policy_kind(spec.fault)
         fault_duration = spec.fault.duration_delta
         recovery_timeout = spec.recovery.timeout_delta if spec.recovery is not None else None
     except (UnknownFault, ValueError):
