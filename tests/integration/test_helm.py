@@ -806,3 +806,78 @@ def test_provision_rbac_lets_the_chart_grant_litmus_roles_and_only_then(
         assert info.value.status == 403
     finally:
         remove_release(cluster, api, release)
+
+
+def test_tenant_roles_let_an_edit_binding_write_experiments_but_never_run_status(
+    cluster: Cluster, api: client.ApiClient, crds: None, release_namespace: str, namespace: str
+) -> None:
+    """The chart's aggregated roles: a ServiceAccount bound to the built-in edit role in its own
+    namespace may create ChaosExperiments there (through the real webhook), and may not write any
+    run's status (the operator's journal), any ChaosPolicy, or anything in another namespace."""
+    release = release_namespace
+    sa = "team"
+    who = f"system:serviceaccount:{namespace}:{sa}"
+    reader = f"system:serviceaccount:{namespace}:reader"
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    for name, role in ((sa, "edit"), ("reader", "view")):
+        core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            },
+        )
+    assert not can_i(cluster, who, "create", "chaosexperiments.aftershock.dev", "-n", namespace)
+    helm(
+        cluster,
+        "install",
+        release,
+        str(CHART),
+        *base_install(release_namespace, "defaultPolicy.enabled=false"),
+    )
+    try:
+        # the aggregation controller folds the chart's roles into edit and view
+        wait_for(
+            lambda: can_i(cluster, who, "create", "chaosexperiments.aftershock.dev", "-n", namespace),
+            timeout=30,
+            message="edit aggregates aftershock-edit",
+        )
+        wait_for(
+            lambda: can_i(cluster, reader, "list", "chaosruns.aftershock.dev", "-n", namespace),
+            timeout=30,
+            message="view aggregates aftershock-view",
+        )
+        for verb in ("create", "update", "patch", "delete", "get", "list", "watch"):
+            assert can_i(cluster, who, verb, "chaosruns.aftershock.dev", "-n", namespace), verb
+            assert can_i(cluster, who, verb, "chaosexperiments.aftershock.dev", "-n", namespace), verb
+        for verb in ("update", "patch"):
+            for resource in ("chaosruns.aftershock.dev", "chaosexperiments.aftershock.dev"):
+                assert not can_i(cluster, who, verb, resource, "--subresource", "status", "-n", namespace)
+        for verb in ("create", "update", "patch", "delete"):
+            assert not can_i(cluster, who, verb, "chaospolicies.aftershock.dev"), verb
+            assert not can_i(cluster, reader, verb, "chaosruns.aftershock.dev", "-n", namespace), verb
+        assert not can_i(cluster, who, "create", "chaosexperiments.aftershock.dev", "-n", "default")
+        # and for real, as the tenant, through the webhook
+        as_tenant = cluster.api_client(impersonate=who)
+        body = experiment("by-the-team", app="web", extra_spec={"suspend": True})
+        created = Chaos(as_tenant, namespace).create_experiment(body)
+        assert created["metadata"]["name"] == "by-the-team"
+        with pytest.raises(client.ApiException) as denied:
+            client.CustomObjectsApi(as_tenant).patch_namespaced_custom_object_status(
+                "aftershock.dev",
+                "v1alpha1",
+                namespace,
+                "chaosexperiments",
+                "by-the-team",
+                {"status": {"observedGeneration": 99}},
+            )
+        assert denied.value.status == 403, denied.value.body
+    finally:
+        helm(cluster, "uninstall", release, "--namespace", release_namespace, "--no-hooks", check=False)
+    wait_for(
+        lambda: not can_i(cluster, who, "create", "chaosexperiments.aftershock.dev", "-n", namespace),
+        timeout=30,
+        message="edit no longer grants chaos once the chart is gone",
+    )
