@@ -47,7 +47,7 @@ async def hold(env: RunEnv, journal: Journal, run: ChaosRun, stop: Stop, injecte
         parse_duration(run.spec.fault.duration) if run.spec.fault.duration else dt.timedelta(0)
     )
     while env.clock() < until:
-        if interrupted(env, stop):
+        if interrupted(env, stop) or env.revoked(journal.namespace, journal.name):
             return False
         journal.check_claim()
         await stop.wait(min(SAFETY_WAKE * 5, max(0.0, (until - env.clock()).total_seconds())))
@@ -72,7 +72,9 @@ async def follow(
     recorded = run.status.engine
     while True:
         deadline = run.status.deadline
-        if interrupted(env, stop) or (deadline is not None and env.clock() > deadline):
+        if interrupted(env, stop) or env.revoked(journal.namespace, journal.name):
+            return None
+        if deadline is not None and env.clock() > deadline:
             return None
         followed = await env.io(engine.follow, ctx)
         allowance = engine.start_allowance()
