@@ -146,6 +146,7 @@ async def validate_run(
             _kube(),
             target=spec.target or experiment.spec.target,
             fault=spec.fault or experiment.spec.fault,
+            recovery=spec.recovery or experiment.spec.recovery,
             namespace=ns,
             user=dict(userinfo),
             operator_namespace=ctx.operator_namespace,
