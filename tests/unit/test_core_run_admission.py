@@ -44,6 +44,10 @@ def test_lifting_dry_run_another_target_or_a_suspended_experiment_is_less_safe()
         }
     )
     assert less_safe(other, _experiment()) == ["it targets something other than its experiment"]
+    longer = ChaosRunSpec.model_validate(
+        {"experiment": "exp", "recovery": {"objective": "30s", "timeout": "23h"}}
+    )
+    assert "its recovery differs" in less_safe(longer, _experiment())[0]
     assert less_safe(ChaosRunSpec(experiment="exp"), _experiment(suspend=True)) == [
         "its experiment exp is suspended"
     ]

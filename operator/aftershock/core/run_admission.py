@@ -29,6 +29,8 @@ def less_safe(spec: ChaosRunSpec, experiment: ChaosExperiment) -> list[str]:
         found.append("it targets something other than its experiment")
     if spec.fault is not None and spec.fault != experiment.spec.fault:
         found.append("its fault differs from its experiment's")
+    if spec.recovery is not None and spec.recovery != experiment.spec.recovery:
+        found.append("its recovery differs from its experiment's (a longer timeout holds a run longer)")
     if spec.dry_run is False and experiment.spec.dry_run:
         found.append("it sets dryRun: false although its experiment is a dry run")
     if experiment.spec.suspend:
