@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from aftershock.api.experiment import Fault
 from aftershock.core.naming import LABEL_RUN, is_dns1123_subdomain
-from aftershock.engines.base import ARTIFACT_NAME_TAKEN, EngineError, create_owned
-from aftershock.engines.litmus import _result_ours
+from aftershock.engines.base import ARTIFACT_NAME_TAKEN, EngineError, InjectContext, create_owned
+from aftershock.engines.litmus import LitmusEngine, _provision, _result_ours
 from aftershock.engines.network_partition import policy_name
 
 RUN = "uid-1"
@@ -70,3 +71,97 @@ def test_partition_policy_names_are_valid_objects_names(run: str, run_namespace:
 
 def test_partition_policy_name_of_a_short_run_in_its_own_namespace() -> None:
     assert policy_name("exp-1766131200", "shop", "shop") == "aftershock-exp-1766131200"
+
+
+class FakeKube:
+    """Just enough of Kube for the Litmus engine's create and revert paths; records every write."""
+
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+        self.objects = objects  # (plural or kind, name) -> object
+        self.writes: list[tuple[str, str]] = []
+
+    def find_foreign(self, group: str, version: str, plural: str, namespace: str, name: str) -> Any:
+        return self.objects.get((plural, name))
+
+    def merge_patch_foreign(
+        self, group: str, version: str, plural: str, namespace: str, name: str, body: Any
+    ) -> Any:
+        self.writes.append(("patch", name))
+
+    def delete_foreign(
+        self, group: str, version: str, plural: str, namespace: str, name: str, uid: Any = None
+    ) -> bool:
+        self.writes.append(("delete", name))
+        return True
+
+    def create_object(self, body: dict[str, Any]) -> bool:
+        return (body["kind"], body["metadata"]["name"]) not in self.objects
+
+    def find_object(self, kind: str, namespace: str, name: str) -> Any:
+        return self.objects.get((kind, name))
+
+
+def _litmus_context(kube: FakeKube) -> Any:
+    fault = Fault.model_validate(
+        {"duration": "30s", "litmus": {"experiment": "pod-delete", "provisionServiceAccount": True}}
+    )
+    return InjectContext(
+        kube=kube,  # type: ignore[arg-type]
+        run_name="kill-1766131200",
+        run_namespace="shop",
+        run_uid=RUN,
+        fault=fault,
+        target_namespace="shop",
+    )
+
+
+def test_litmus_revert_leaves_a_foreign_engine_and_its_result_alone() -> None:
+    engine = {
+        "metadata": {"name": "kill-1766131200", "uid": "e-1", "labels": {"owner": "tenant"}},
+        "status": {"engineStatus": "running"},
+    }
+    result = {"metadata": {"name": "kill-1766131200-pod-delete", "labels": {"chaosUID": "e-1"}}}
+    kube = FakeKube(
+        {("chaosengines", "kill-1766131200"): engine, ("chaosresults", "kill-1766131200-pod-delete"): result}
+    )
+    assert LitmusEngine().revert(_litmus_context(kube)) == []
+    assert kube.writes == []
+
+
+def test_litmus_follow_refuses_a_foreign_engine() -> None:
+    engine = {"metadata": {"name": "kill-1766131200", "uid": "e-1", "labels": {LABEL_RUN: "uid-2"}}}
+    kube = FakeKube({("chaosengines", "kill-1766131200"): engine})
+    followed = LitmusEngine().follow(_litmus_context(kube))
+    assert followed.done and followed.errored is not None and followed.errored[0] == ARTIFACT_NAME_TAKEN
+
+
+def test_litmus_revert_stops_and_deletes_the_runs_own_engine() -> None:
+    engine = {"metadata": {"name": "kill-1766131200", "uid": "e-1", "labels": {LABEL_RUN: RUN}}, "status": {}}
+    result = {"metadata": {"name": "kill-1766131200-pod-delete", "uid": "r-1", "labels": {LABEL_RUN: RUN}}}
+    objects = {
+        ("chaosengines", "kill-1766131200"): engine,
+        ("chaosresults", "kill-1766131200-pod-delete"): result,
+    }
+    kube = FakeKube(objects)
+    original = kube.delete_foreign
+
+    def delete(group: str, version: str, plural: str, namespace: str, name: str, uid: Any = None) -> bool:
+        objects.pop((plural, name), None)
+        return original(group, version, plural, namespace, name, uid)
+
+    kube.delete_foreign = delete  # type: ignore[method-assign]
+    LitmusEngine().revert(_litmus_context(kube))
+    assert kube.writes == [("delete", "kill-1766131200"), ("delete", "kill-1766131200-pod-delete")]
+
+
+def test_provisioned_rbac_of_someone_else_ends_the_run() -> None:
+    taken = {"metadata": {"name": "aftershock-litmus-pod-delete", "labels": {"owner": "tenant"}}}
+    kube = FakeKube({("Role", "aftershock-litmus-pod-delete"): taken})
+    body = {"kind": "Role", "metadata": {"name": "aftershock-litmus-pod-delete", "namespace": "shop"}}
+    with pytest.raises(
+        EngineError, match="a Role named aftershock-litmus-pod-delete already exists"
+    ) as error:
+        _provision(kube, body)  # type: ignore[arg-type]
+    assert error.value.reason == ARTIFACT_NAME_TAKEN
+    ours = {"metadata": {"labels": {"app.kubernetes.io/managed-by": "aftershock"}}}
+    _provision(FakeKube({("Role", "aftershock-litmus-pod-delete"): ours}), body)  # type: ignore[arg-type]
