@@ -537,7 +537,9 @@ def test_provisioning_needs_an_author_who_could_grant_it_directly(
             "apiGroups": ["aftershock.dev"],
             "resources": ["chaosexperiments"],
             "verbs": ["get", "list", "create"],
-        }
+        },
+        # the damage of a Litmus fault: starting a ChaosEngine (every author is checked for it)
+        {"apiGroups": ["litmuschaos.io"], "resources": ["chaosengines"], "verbs": ["create"]},
     ]
     rbac.create_namespaced_role(namespace, {"metadata": {"name": "tenant"}, "rules": rules})
     rbac.create_namespaced_role_binding(
