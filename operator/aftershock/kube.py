@@ -888,6 +888,21 @@ class Kube:
                 raise NotFound(f"Lease {namespace}/{name}") from exc
             raise
 
+    def replace_lease(self, body: Obj) -> Obj:
+        """Replace the Lease as read (its metadata.resourceVersion is the precondition): Conflict
+        when someone wrote it since, NotFound when it is gone."""
+        meta = body["metadata"]
+        try:
+            return self._plain(
+                self._call(self.coordination.replace_namespaced_lease, meta["name"], meta["namespace"], body)
+            )
+        except ApiException as exc:
+            if exc.status == 409:
+                raise Conflict(f"Lease {meta['namespace']}/{meta['name']} changed since it was read") from exc
+            if exc.status == 404:
+                raise NotFound(f"Lease {meta['namespace']}/{meta['name']}") from exc
+            raise
+
     def delete_lease(self, namespace: str, name: str) -> bool:
         """Delete; False when it was already gone."""
         try:

@@ -197,3 +197,10 @@ def test_check_shares_refuses_only_what_no_spread_fits() -> None:
     refused = budget.check_shares(half, [WEB, small], 3)
     assert not refused.allowed and "at most 2 together" in refused.message
     assert "Deployment shop/db" in refused.message and "ChaosPolicy guard" in refused.message
+
+
+def test_a_run_claimed_by_two_racing_replicas_counts_once() -> None:
+    half = policies(blastRadius={"maxPodsPercent": 50})
+    racing = [claim("a", workloads={"w-web": 1}), claim("a", holder="op-b", workloads={"w-web": 1})]
+    assert budget.held_pods(racing) == {"w-web": 1}
+    assert budget.decide(half, racing, [], request()).allowed

@@ -223,12 +223,23 @@ def check_concurrency(
     )
 
 
+def _per_run(others: Sequence[Claim], counts: Callable[[Claim], Mapping[str, int]]) -> Counter[str]:
+    """The sum over runs of `counts`; a run claimed by two racing replicas counts once (the most
+    either claimed): only one of them can journal it Injecting."""
+    by_run: dict[str, Counter[str]] = {}
+    for claim in others:
+        mine = by_run.setdefault(claim.uid, Counter())
+        for key, n in counts(claim).items():
+            mine[key] = max(mine[key], n)
+    total: Counter[str] = Counter()
+    for mine in by_run.values():
+        total.update(mine)
+    return total
+
+
 def held_pods(others: Sequence[Claim]) -> Counter[str]:
     """Pods of each workload (by uid) the other claims hit."""
-    held: Counter[str] = Counter()
-    for claim in others:
-        held.update(claim.workloads)
-    return held
+    return _per_run(others, lambda c: c.workloads)
 
 
 def workload_room(
@@ -294,9 +305,7 @@ def _title(request: Request, uid: str) -> str:
 
 def pdb_headroom(pdbs: Sequence[PdbInfo], target_namespace: str, others: Sequence[Claim]) -> list[PdbInfo]:
     """The PDBs with `disruptions_allowed` reduced by what other claims charged to them."""
-    charged: Counter[str] = Counter()
-    for claim in others:
-        charged.update(claim.pdbs)
+    charged = _per_run(others, lambda c: c.pdbs)
     return [
         dataclasses.replace(
             p, disruptions_allowed=p.disruptions_allowed - charged[f"{target_namespace}/{p.name}"]

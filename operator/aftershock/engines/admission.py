@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from aftershock.api.experiment import ChaosExperimentSpec, Fault, Recovery, Target
 from aftershock.core import policy as core_policy
+from aftershock.core.budget import WorkloadShare, check_shares
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.schedule import ScheduleError, parse_schedule
 from aftershock.core.targets import count_for_mode
@@ -138,6 +139,11 @@ def check_action(
         elif total:
             requested = count_for_mode(str(target.mode), target.value, total)
             radius = core_policy.check_blast_radius(policies, requested=requested, total=total)
+            if radius.allowed:  # and per workload: a selector matching several is capped per workload
+                shares = [
+                    WorkloadShare(w.uid, f"{w.kind} {w.namespace}/{w.name}", w.desired) for w in workloads
+                ]
+                radius = check_shares(policies, shares, requested)
             if not radius.allowed:
                 raise Refused(radius.message)
     return outcome

@@ -24,11 +24,14 @@ from aftershock.core.phases import check_transition
 from aftershock.engines.registry import manual_cleanup
 from aftershock.kube import Conflict, Obj
 from aftershock.metrics import RUNS
+from aftershock.runs import ledger
 from aftershock.runs.base import LostClaim, RunEnv
 
 log = logging.getLogger(__name__)
 
 WARNING_PHASES = {RunPhase.ERRORED, RunPhase.ABORTED}
+CLAIMING_PHASES = frozenset({str(RunPhase.INJECTING), str(RunPhase.OBSERVING), str(RunPhase.REVERTING)})
+"""Phases in which a run holds a claim in the ledger (runs/ledger.py)."""
 NEW_RUN_PHASES = frozenset({RunPhase.PENDING, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED})
 """Where a run with no phase yet may go: accepted, skipped, refused, or deleted before it began."""
 
@@ -183,6 +186,9 @@ class Journal:
             }
         )
         await self.patch(obj, new, precondition)
+        if phase.is_terminal and phase_of(obj) in CLAIMING_PHASES:
+            # the run's share of the shared budgets is free again (best effort: pruning covers it)
+            background(ledger.release(env, run.uid or ""))
         if phase.is_terminal:  # counted at once: whoever sees the phase can read the metric
             RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)

@@ -1,6 +1,9 @@
 """Pending → Injecting: check the policy, wait for steady state, choose the targets, check the
-policy again (it may have changed while we waited), and journal the targets and the claim before
-anything is touched. Reads come from the watch-fed cache; decisions from core."""
+policy again (it may have changed while we waited), claim the run's share of the shared budgets
+(concurrency, per-workload blast radius, PodDisruptionBudgets) in the claim ledger (runs/ledger.py,
+core/budget.py) so that runs released together are decided one after another, and journal the
+targets and the claim before anything is touched. Reads come from the watch-fed cache; decisions
+from core."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from collections.abc import Callable
 from aftershock.api.common import RunPhase
 from aftershock.api.durations import parse_duration
 from aftershock.api.run import ChaosRun
+from aftershock.core import budget
 from aftershock.core import policy as core_policy
 from aftershock.core.journal_check import Expected, journal_problem, longest_run
 from aftershock.core.safety import effective_target_namespace
@@ -22,6 +26,7 @@ from aftershock.engines.policy_gate import Policies, check_before_injecting, par
 from aftershock.engines.registry import target_records
 from aftershock.engines.workloads import Workload, find_workloads, is_ready, pods_of
 from aftershock.kube import Obj
+from aftershock.runs import ledger
 from aftershock.runs.base import Abort, RunEnv, Stop
 from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind
@@ -210,26 +215,84 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
         raise Abort("InvalidTarget", str(exc)) from exc
     # the policy again, immediately before injecting: it may have changed while we waited
     decision, policies = await policy_check(env, run, namespace, name, target_ns)
-    if decision.allowed:
-        decision = core_policy.check_blast_radius(policies, requested=len(chosen), total=len(pods))
     if not decision.allowed:
         await journal.transition(obj, run, RunPhase.SKIPPED, decision.reason, decision.message)
         return
-    budget_notes: list[str] = []
-    if core_policy.must_respect_disruption_budgets(policies):
-        kept, budget_notes = core_policy.pdb_limit(
-            [p["metadata"]["name"] for p in chosen], pdbs_for(view.list_pdbs(target_ns), chosen)
-        )
-        if not kept:
-            await journal.transition(
-                obj,
-                run,
-                RunPhase.SKIPPED,
-                "DisruptionBudget",
-                "; ".join(budget_notes) + "; nothing was injected",
-            )
-            return
-        chosen = [p for p in chosen if p["metadata"]["name"] in set(kept)]
+    request = budget_request(env, run, namespace, name, target_ns, workloads, pods, chosen, policies)
+    # the shared budgets, decided as if the runs released together came one after another: a dry
+    # run injects nothing, so it asks without claiming
+    if spec.dry_run:
+        grant = budget.decide(policies, [], ledger.active_runs(env), request)
+    else:
+        grant = await ledger.claim(env, policies, request)
+    if not grant.allowed:
+        await journal.transition(obj, run, RunPhase.SKIPPED, grant.decision.reason, grant.decision.message)
+        return
+    claimed = grant.claim is not None and not spec.dry_run
+    try:
+        await inject_journaled(env, journal, obj, run, pods, grant, target_ns, policies)
+    except BaseException:
+        if claimed:  # not journaled Injecting: our claim must not hold the budget (pruning would, later)
+            await ledger.release(env, run.uid or "", env.identity)
+        raise
+
+
+def budget_request(
+    env: RunEnv,
+    run: ChaosRun,
+    namespace: str,
+    name: str,
+    target_ns: str,
+    workloads: list[Workload],
+    pods: list[Obj],
+    chosen: list[Obj],
+    policies: Policies,
+) -> budget.Request:
+    """What the run asks of the shared budgets (core/budget.py), from the cache."""
+    view = env.cluster()
+    owner = {str(p["metadata"]["uid"]): w.uid for w in workloads for p in pods_of(view, w)}
+
+    def candidate(pod: Obj) -> budget.Candidate:
+        return budget.Candidate(str(pod["metadata"]["name"]), owner.get(str(pod["metadata"]["uid"]), ""))
+
+    moment = env.clock()
+    claim = budget.Claim(
+        namespace=namespace,
+        name=name,
+        uid=run.uid or name,
+        holder=env.identity,
+        target_namespace=target_ns,
+        claimed_at=moment,
+        expires=moment + longest(run) + STEADY_PATIENCE,
+    )
+    return budget.Request(
+        claim=claim,
+        chosen=[candidate(p) for p in chosen],
+        candidates=sorted((candidate(p) for p in pods), key=lambda c: c.name),
+        workloads=[
+            budget.WorkloadShare(w.uid, f"{w.kind} {w.namespace}/{w.name}", w.desired) for w in workloads
+        ],
+        pdbs=pdbs_for(view.list_pdbs(target_ns), pods),
+        respect_pdbs=core_policy.must_respect_disruption_budgets(policies),
+    )
+
+
+async def inject_journaled(
+    env: RunEnv,
+    journal: Journal,
+    obj: Obj,
+    run: ChaosRun,
+    pods: list[Obj],
+    grant: budget.Grant,
+    target_ns: str,
+    policies: Policies,
+) -> None:
+    """Journal the granted targets: Injecting (the run's claim) or, for a dry run, Completed."""
+    spec = run.spec
+    assert spec.fault is not None
+    kept = set(grant.kept)
+    chosen = [p for p in pods if p["metadata"]["name"] in kept]
+    budget_notes = list(grant.notes)
     engine = engine_of(run)
     records = target_records(engine, spec.fault, chosen, target_ns)
     if engine.target_unit(spec.fault) is TargetUnit.NODES:
