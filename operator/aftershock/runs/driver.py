@@ -403,7 +403,10 @@ class RunDriver:
         """End Errored; anything already applied is reverted first (nothing is left behind)."""
         self.journal.urgent = True
         status = run.status
-        if any(t.injected_at for t in run.status.targets) and has_engine(run):
+        # from Injecting on, something may be applied even if not yet journaled (a later target
+        # failed after earlier ones were hit): reverting is idempotent and finds them by label
+        applied = run.status.phase in ACTIVE or any(t.injected_at for t in run.status.targets)
+        if applied and has_engine(run):
             failure, notes = await self._revert(run, ABORT_PATIENCE)
             noted = with_notes(run.status.findings, run.status.severity, notes)
             if failure:
