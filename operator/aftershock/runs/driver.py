@@ -65,11 +65,7 @@ class RunDriver:
                 if transient(exc) is None:
                     raise
                 failures += 1
-                pause = TRANSIENT_BACKOFF.delay(min(failures, 6), random.random())
-                log.warning(
-                    "run %s/%s: API unavailable (%s); again in %.1f s", self.namespace, self.name, exc, pause
-                )
-                await stop.wait(pause)
+                await self._back_off(failures, exc, stop)
                 continue
             failures = 0
             run = ChaosRun.from_body(obj)
@@ -140,21 +136,20 @@ class RunDriver:
                     # back off, and carry on as soon as it answers — never leave the run to kopf's
                     # minute-long daemon backoff with a fault in place
                     failures += 1
-                    pause = TRANSIENT_BACKOFF.delay(min(failures, 6), random.random())
-                    log.warning(
-                        "run %s/%s: API unavailable (%s); again in %.1f s",
-                        self.namespace,
-                        self.name,
-                        exc,
-                        pause,
-                    )
-                    await stop.wait(pause)
+                    await self._back_off(failures, exc, stop)
                     continue
                 denied = forbidden(exc)
                 if denied is None:
                     raise
                 # RBAC denied: the chaos cannot be carried out; retrying would not change that
                 await self.error(obj, run, "Forbidden", f"the operator is not allowed to do this: {denied}")
+
+    async def _back_off(self, failures: int, exc: Exception, stop: Stop) -> None:
+        """The API server did not answer within a retry budget: wait (jittered, growing), keep the
+        journal as it is, and carry on as soon as it answers."""
+        pause = TRANSIENT_BACKOFF.delay(min(failures, 6), random.random())
+        log.warning("run %s/%s: API unavailable (%s); again in %.1f s", self.namespace, self.name, exc, pause)
+        await stop.wait(pause)
 
     def _watching_only(self, stop: Stop) -> bool:
         """Whether the cached run is active and driven by another live operator, with nothing for
