@@ -27,7 +27,7 @@ from aftershock.engines.registry import target_records
 from aftershock.engines.workloads import Workload, find_workloads, is_ready, pods_of
 from aftershock.kube import Obj
 from aftershock.runs import ledger
-from aftershock.runs.base import Abort, RunEnv, Stop
+from aftershock.runs.base import Abort, ClusterView, RunEnv, Stop
 from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind
 
@@ -99,12 +99,26 @@ def verify_journal(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str, *, befo
                 unit="nodes" if nodes else "pods",
             )
             problem = None if radius.allowed else radius.message
+            if problem is None and not nodes:
+                problem = _over_a_workload(view, policies, workloads, {str(r.uid) for r in records})
     if problem is not None:
         raise Abort(
             "JournalRejected",
             f"the run's status does not agree with its spec and policy ({problem}); it was not written"
             " by this operator, or the cluster changed under it: nothing more is injected",
         )
+
+
+def _over_a_workload(
+    view: ClusterView, policies: Policies, workloads: list[Workload], uids: set[str]
+) -> str | None:
+    """Which workload the recorded pods hit beyond its own blast radius (it is per workload), if any."""
+    for workload in workloads:
+        hit = sum(1 for p in pods_of(view, workload) if str(p["metadata"]["uid"]) in uids)
+        cap, sentence = core_policy.pod_cap(policies, total_pods=workload.desired)
+        if hit > cap:
+            return f"{hit} pods of {workload.kind} {workload.name} recorded, more than its cap of {cap}: {sentence}"
+    return None
 
 
 async def policy_check(
