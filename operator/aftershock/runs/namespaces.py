@@ -2,9 +2,9 @@
 
 The gate needs the target namespace's labels (opted in? which policy selects it?) twice per run.
 In namespaced mode the operator may not list or watch Namespaces, so they are read with GET; when
-a burst of slots starts many runs in one namespace at once, one read answers all of them: a read
-that is in flight is joined, and an answer younger than `FRESH_SECONDS` is reused. That is no
-staler than the race every check has anyway (the check, then the injection).
+a burst of slots starts many runs in one namespace at once, a read that is already in flight
+answers all of them. An answer is not reused after it arrived (`fresh_seconds` 0): a namespace
+that has just opted out must be seen so by the next run, however soon it starts.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from aftershock.cluster.io import Io
 from aftershock.kube import Kube
 
-FRESH_SECONDS = 0.5
+FRESH_SECONDS = 0.0
 
 Labels = dict[str, str] | None
 

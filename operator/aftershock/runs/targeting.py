@@ -140,6 +140,8 @@ async def policy_check(
         fault_kind=engine_of(run).policy_kind(run.spec.fault) if run.spec.fault else "unknown",
         operator_namespace=env.operator_namespace,
         now=env.clock(),
+        fault_duration=run.spec.fault.duration_delta if run.spec.fault else None,
+        recovery_timeout=run.spec.recovery.timeout_delta if run.spec.recovery else None,
     )
     return decision, policies
 
