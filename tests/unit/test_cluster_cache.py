@@ -397,6 +397,33 @@ def test_objects_are_cleaned_to_one_shape() -> None:
     assert cleaned == {"metadata": {"name": "a"}, "spec": {}, "apiVersion": "apps/v1", "kind": "ReplicaSet"}
 
 
+def test_the_cache_keeps_only_what_the_operator_reads() -> None:
+    pod = {
+        "metadata": {"name": "p", "labels": {"app": "a"}, "ownerReferences": [{"uid": "rs"}]},
+        "spec": {"nodeName": "n1", "containers": [{"name": "c", "env": [{"name": "X", "value": "y" * 100}]}]},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "podIP": "1.2.3.4",
+        },
+    }
+    slim = _clean(pod, KINDS["Pod"])
+    assert slim["spec"] == {"nodeName": "n1"}
+    assert slim["status"] == {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    assert slim["metadata"] == {"name": "p", "labels": {"app": "a"}, "ownerReferences": [{"uid": "rs"}]}
+    deployment = {
+        "metadata": {"name": "d"},
+        "spec": {"replicas": 3, "selector": {}, "template": {"spec": {}}},
+    }
+    assert _clean(deployment, KINDS["Deployment"])["spec"] == {"replicas": 3, "selector": {}}
+    run = {
+        "metadata": {"name": "r"},
+        "spec": {"experiment": "e"},
+        "status": {"phase": "Pending", "targets": []},
+    }
+    assert _clean(run, KINDS["ChaosRun"])["status"] == {"phase": "Pending", "targets": []}  # runs: all of it
+
+
 class _Chunks:
     def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks

@@ -73,9 +73,17 @@ def backoff_delay(
 
 
 def _clean(obj: Obj, spec: KindSpec) -> Obj:
-    """Drop managedFields (often half of an object's size); give list items the kind and
-    apiVersion watch events carry, so every stored object has the same shape."""
+    """Drop managedFields (often half of an object's size) and what the operator never reads of
+    the kind (see KindSpec); give list items the kind and apiVersion watch events carry, so every
+    stored object has the same shape."""
     obj.get("metadata", {}).pop("managedFields", None)
+    if isinstance(obj.get("spec"), dict):
+        if spec.spec_fields is not None:
+            obj["spec"] = {k: v for k, v in obj["spec"].items() if k in spec.spec_fields}
+        for key in spec.spec_drop:
+            obj["spec"].pop(key, None)
+    if spec.status_fields is not None and isinstance(obj.get("status"), dict):
+        obj["status"] = {k: v for k, v in obj["status"].items() if k in spec.status_fields}
     obj.setdefault("apiVersion", spec.api_version)
     obj.setdefault("kind", spec.kind)
     return obj

@@ -24,6 +24,11 @@ class KindSpec:
     plural: str
     namespaced: bool = True
     pinned: bool = False
+    # what the operator reads of `spec` and `status` (None: all of it). The cache keeps only that:
+    # 5,000 pods and their workloads' pod templates are most of the operator's memory otherwise
+    spec_fields: tuple[str, ...] | None = None
+    status_fields: tuple[str, ...] | None = None
+    spec_drop: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -33,11 +38,18 @@ class KindSpec:
 KINDS: dict[str, KindSpec] = {
     spec.kind: spec
     for spec in (
-        KindSpec("Pod", "", "v1", "pods"),
-        KindSpec("ReplicaSet", "apps", "v1", "replicasets"),
-        KindSpec("Deployment", "apps", "v1", "deployments"),
-        KindSpec("StatefulSet", "apps", "v1", "statefulsets"),
-        KindSpec("DaemonSet", "apps", "v1", "daemonsets"),
+        KindSpec(
+            "Pod",
+            "",
+            "v1",
+            "pods",
+            spec_fields=("nodeName",),
+            status_fields=("phase", "conditions", "startTime"),
+        ),
+        KindSpec("ReplicaSet", "apps", "v1", "replicasets", spec_drop=("template",)),
+        KindSpec("Deployment", "apps", "v1", "deployments", spec_drop=("template",)),
+        KindSpec("StatefulSet", "apps", "v1", "statefulsets", spec_drop=("template", "volumeClaimTemplates")),
+        KindSpec("DaemonSet", "apps", "v1", "daemonsets", spec_drop=("template",)),
         KindSpec("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets"),
         KindSpec("ChaosRun", GROUP, VERSION, "chaosruns"),
         KindSpec("ChaosPolicy", GROUP, VERSION, "chaospolicies", namespaced=False),
