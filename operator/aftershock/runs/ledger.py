@@ -8,10 +8,17 @@ again. One object for every scope, because the cluster-wide concurrency limit is
 budget anyway; it is written once per run start and once per run end, well below what a single
 object takes. A claim is released when its run ends (best effort); pruning by the cache's view of
 the runs, and each claim's expiry, cover a crash or a lost release.
+
+Within one process, claims and releases take turns (one asyncio lock per event loop) and start
+from the Lease as this process last wrote it: a burst of slots is a queue of one write each, not
+a storm of conflicting writes (measured: at 3.3 runs per second, unserialised claims re-read and
+re-wrote the Lease about four times per run, and a few runs gave up). A 409 — another replica
+wrote — re-reads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -29,6 +36,36 @@ NAME = "aftershock-claims"
 ANNOTATION = "aftershock.dev/claims"
 LABELS = {"app.kubernetes.io/part-of": "aftershock", "aftershock.dev/lease": "claims"}
 ATTEMPTS = 20
+
+_turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
+_written: dict[str, Obj] = {}  # namespace → the ledger as this process last read or wrote it
+
+
+def _turn() -> asyncio.Lock:
+    """This process's lock on the ledger (one per event loop: locks belong to a loop)."""
+    loop = asyncio.get_running_loop()
+    if loop not in _turns:
+        _turns[loop] = asyncio.Lock()
+    return _turns[loop]
+
+
+async def _read(env: RunEnv, namespace: str) -> Obj | None:
+    known = _written.get(namespace)
+    if known is not None:
+        return known
+    lease = await env.io(env.kube.find_lease, namespace, NAME)
+    if lease is not None:
+        _written[namespace] = lease
+    return lease
+
+
+async def _replace(env: RunEnv, namespace: str, lease: Obj) -> None:
+    """Write the ledger; on a 409/404 forget what we knew (the caller re-reads)."""
+    try:
+        _written[namespace] = await env.io(env.kube.replace_lease, lease)
+    except (Conflict, NotFound):
+        _written.pop(namespace, None)
+        raise
 
 
 def ledger_namespace(env: RunEnv) -> str | None:
@@ -106,21 +143,29 @@ async def claim(env: RunEnv, policies: Policies, request: Request) -> Grant:
         return budget.decide(policies, [], active_runs(env), request)
     kube = env.kube
     me = request.claim
-    for _ in range(ATTEMPTS):
-        lease = await env.io(kube.find_lease, namespace, NAME)
-        if lease is None:
-            await env.io(kube.create_lease, namespace, _new(namespace))  # False: made meanwhile
-            continue
-        claims = budget.prune(_claims(lease), run_state(env), env.clock())
-        grant = budget.decide(policies, claims, active_runs(env), request)
-        if not grant.allowed or grant.claim is None:
+    read_anew = False
+    async with _turn():
+        for _ in range(ATTEMPTS):
+            lease = await _read(env, namespace)
+            if lease is None:
+                await env.io(kube.create_lease, namespace, _new(namespace))  # False: made meanwhile
+                continue
+            claims = budget.prune(_claims(lease), run_state(env), env.clock())
+            grant = budget.decide(policies, claims, active_runs(env), request)
+            if not grant.allowed and namespace in _written and not read_anew:
+                # refused on what this process last wrote: another replica may have released
+                # since, so a refusal is only ever decided on a fresh read
+                _written.pop(namespace, None)
+                read_anew = True
+                continue
+            if not grant.allowed or grant.claim is None:
+                return grant
+            mine = [c for c in claims if not (c.uid == me.uid and c.holder == me.holder)]
+            try:
+                await _replace(env, namespace, _with(lease, [*mine, grant.claim]))
+            except (Conflict, NotFound):
+                continue  # someone claimed (or released) meanwhile: decide again on what they wrote
             return grant
-        mine = [c for c in claims if not (c.uid == me.uid and c.holder == me.holder)]
-        try:
-            await env.io(kube.replace_lease, _with(lease, [*mine, grant.claim]))
-        except (Conflict, NotFound):
-            continue  # someone claimed (or released) meanwhile: decide again on what they wrote
-        return grant
     return Grant(
         Decision(
             False,
@@ -138,23 +183,23 @@ async def release(env: RunEnv, uid: str, holder: str | None = None) -> None:
     namespace = ledger_namespace(env)
     if namespace is None or not uid:
         return
-    kube = env.kube
     try:
-        for _ in range(ATTEMPTS):
-            lease = await env.io(kube.find_lease, namespace, NAME)
-            if lease is None:
-                return
-            claims = _claims(lease)
-            rest = [c for c in claims if not (c.uid == uid and holder in (None, c.holder))]
-            if len(rest) == len(claims):
-                return
-            try:
-                await env.io(kube.replace_lease, _with(lease, rest))
-                return
-            except NotFound:
-                return
-            except Conflict:
-                continue
+        async with _turn():
+            for _ in range(ATTEMPTS):
+                lease = await _read(env, namespace)
+                if lease is None:
+                    return
+                claims = _claims(lease)
+                rest = [c for c in claims if not (c.uid == uid and holder in (None, c.holder))]
+                if len(rest) == len(claims):
+                    return
+                try:
+                    await _replace(env, namespace, _with(lease, rest))
+                    return
+                except NotFound:
+                    return
+                except Conflict:
+                    continue
         log.warning("could not release the claim of run %s: the ledger kept changing", uid)
     except Exception as exc:
         log.warning("could not release the claim of run %s: %s", uid, exc)
