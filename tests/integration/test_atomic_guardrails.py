@@ -14,7 +14,7 @@ from kubernetes import client
 
 from tests.support.chaos import GROUP, VERSION, Chaos, experiment
 from tests.support.cluster import Cluster
-from tests.support.operator import OperatorProcess, start_operator
+from tests.support.operator import OperatorProcess, solo_operator
 from tests.support.policies import extra_policy
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, pods_of, ready_pods
@@ -23,17 +23,8 @@ TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 BURST = 8
 
 
-def _operator(cluster: Cluster, tmp_path: Path, namespace: str, identity: str) -> OperatorProcess:
-    return start_operator(
-        cluster.kubeconfig,
-        tmp_path / f"{identity}.log",
-        "--namespace",
-        namespace,
-        "--identity",
-        identity,
-        "--sweep-interval",
-        "2",
-    )
+def _operator(cluster: Cluster, tmp_path: Path, namespace: str, identity: str, **env: str) -> OperatorProcess:
+    return solo_operator(cluster.kubeconfig, tmp_path, namespace, identity, **env)
 
 
 def _steady(api: client.ApiClient, ns: str, app: str, replicas: int) -> set[str]:

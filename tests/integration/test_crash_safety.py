@@ -16,7 +16,7 @@ from tests.support.chaos import Chaos, experiment, our_network_policies, partiti
 from tests.support.cluster import Cluster
 from tests.support.identity import service_account_kubeconfig
 from tests.support.npwatch import PolicyCreations
-from tests.support.operator import OperatorProcess, start_operator
+from tests.support.operator import OperatorProcess, solo_operator, start_operator
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
 
@@ -24,17 +24,7 @@ TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 
 
 def _operator(cluster: Cluster, tmp_path: Path, namespace: str, identity: str, **env: str) -> OperatorProcess:
-    return start_operator(
-        cluster.kubeconfig,
-        tmp_path / f"{identity}.log",
-        "--namespace",
-        namespace,
-        "--identity",
-        identity,
-        "--sweep-interval",
-        "2",
-        env=env,
-    )
+    return solo_operator(cluster.kubeconfig, tmp_path, namespace, identity, **env)
 
 
 def _phase(chaos: Chaos, run: str) -> str | None:

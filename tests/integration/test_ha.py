@@ -14,7 +14,7 @@ from kubernetes import client
 from tests.support.chaos import Chaos, experiment, our_network_policies, partition
 from tests.support.cluster import Cluster
 from tests.support.npwatch import PolicyCreations
-from tests.support.operator import OperatorProcess, start_operator
+from tests.support.operator import OperatorProcess, solo_operator
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
 
@@ -22,17 +22,8 @@ TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 LEASE_SECONDS = 15
 
 
-def _operator(cluster: Cluster, tmp_path: Path, namespace: str, identity: str) -> OperatorProcess:
-    return start_operator(
-        cluster.kubeconfig,
-        tmp_path / f"{identity}.log",
-        "--namespace",
-        namespace,
-        "--identity",
-        identity,
-        "--sweep-interval",
-        "2",
-    )
+def _operator(cluster: Cluster, tmp_path: Path, namespace: str, identity: str, **env: str) -> OperatorProcess:
+    return solo_operator(cluster.kubeconfig, tmp_path, namespace, identity, **env)
 
 
 def test_killing_the_active_replica_hands_runs_and_slots_to_the_other(

@@ -78,3 +78,19 @@ def start_operator(
     if process.poll() is not None:
         raise AssertionError(f"operator exited with {process.returncode}:\n{op.log()[-3000:]}")
     return op
+
+
+def solo_operator(kubeconfig: Path, logs: Path, namespace: str, identity: str, **env: str) -> OperatorProcess:
+    """An operator of its own for one namespace (a replica, or one to crash and replace), with the
+    sweeper every 2 s; its log is `<logs>/<identity>.log`."""
+    return start_operator(
+        kubeconfig,
+        logs / f"{identity}.log",
+        "--namespace",
+        namespace,
+        "--identity",
+        identity,
+        "--sweep-interval",
+        "2",
+        env=env,
+    )
