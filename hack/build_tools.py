@@ -9,13 +9,18 @@ replace directives are derived from the release's own go.mod: every local (``./s
 replacement is mapped to the published module at the matching version. A tool whose source is in
 this repo (the kstatus helper, ``hack/kstatus``) is built from that module and its committed
 go.sum instead; its cache directory also names a hash of those files, so an edit rebuilds it.
+LitmusChaos's chaos-operator, chaos-runner and litmus-go (experiment, helper) are built from their
+read-only sources next to the checkout (``../shared/litmus``, or $AFTERSHOCK_LITMUS_SRC) with a
+copy of their go.mod/go.sum outside it (``-modfile``); their cache key names a hash of the source
+tree. When those sources are absent, building every tool skips them with a notice.
 
 Each tool lands in ``<cache>/<tool>-<version>/bin`` and is marked complete only after every
 binary built; a failed step leaves nothing that looks complete. Stdlib only, so it runs before
 the project's virtualenv exists.
 
 Usage: build_tools.py [--print-bin-dirs] [TOOL ...]
-Environment: AFTERSHOCK_TOOLS_DIR (cache root, default $XDG_CACHE_HOME/aftershock/tools).
+Environment: AFTERSHOCK_TOOLS_DIR (cache root, default $XDG_CACHE_HOME/aftershock/tools),
+AFTERSHOCK_LITMUS_SRC (the Litmus sources, default <checkout>/../shared/litmus).
 """
 
 from __future__ import annotations
@@ -100,6 +105,19 @@ class Tool:
     source: Path | None = None
     """A Go module in this repo that requires `module` at the pinned version; built from its own
     go.mod and go.sum (package paths in `binaries` are relative to it) instead of a wrapper."""
+    tree: Callable[[], Path] | None = None
+    """Where the read-only source tree of `module` is (found at run time); built in place with its
+    go.mod and go.sum copied out (package paths in `binaries` are relative to it)."""
+
+
+def litmus_source() -> Path:
+    """The LitmusChaos sources: $AFTERSHOCK_LITMUS_SRC, else ../shared/litmus next to the checkout."""
+    given = os.environ.get("AFTERSHOCK_LITMUS_SRC")
+    return Path(given).expanduser().resolve() if given else REPO.parent / "shared" / "litmus"
+
+
+def _litmus(folder: str) -> Callable[[], Path]:
+    return lambda: litmus_source() / folder
 
 
 TOOLS: dict[str, Tool] = {
@@ -159,6 +177,30 @@ TOOLS: dict[str, Tool] = {
             source=REPO / "hack" / "kstatus",
             hint="about a minute",
         ),
+        Tool(
+            name="chaos-operator",
+            module="github.com/litmuschaos/chaos-operator",
+            version_key="LITMUS_OPERATOR_VERSION",
+            binaries={"chaos-operator": "."},
+            tree=_litmus("chaos-operator"),
+            hint="a minute or three the first time",
+        ),
+        Tool(
+            name="chaos-runner",
+            module="github.com/litmuschaos/chaos-runner",
+            version_key="LITMUS_RUNNER_VERSION",
+            binaries={"chaos-runner": "./bin"},
+            tree=_litmus("chaos-runner"),
+            hint="a minute or two",
+        ),
+        Tool(
+            name="litmus-go",
+            module="github.com/litmuschaos/litmus-go",
+            version_key="LITMUS_GO_VERSION",
+            binaries={"experiment": "./bin/experiment", "helper": "./bin/helper"},
+            tree=_litmus("litmus-go"),
+            hint="a minute or three the first time",
+        ),
     )
 }
 
@@ -177,7 +219,19 @@ def source_hash(source: Path) -> str:
     return digest.hexdigest()[:12]
 
 
+def tree_hash(tree: Path) -> str:
+    """A short hash of every file under a source tree (paths and contents); "absent" without one."""
+    if not tree.is_dir():
+        return "absent"
+    digest = hashlib.sha256()
+    for path in sorted(p for p in tree.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(tree)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
 def _dir_version(tool: Tool, version: str) -> str:
+    if tool.tree is not None:
+        return f"{version}-{tree_hash(tool.tree())}"
     return f"{version}-{source_hash(tool.source)}" if tool.source is not None else version
 
 
@@ -290,6 +344,26 @@ def copy_source(tool: Tool, version: str, workdir: Path) -> None:
     log(f"{tool.name}: building {where} with its committed go.sum")
 
 
+def copy_tree_modfile(tool: Tool, workdir: Path) -> Path:
+    """Copy the tree's go.mod and go.sum into `workdir` (the build may add to go.sum; the sources
+    stay untouched) and check that the tree is `module`; returns the tree."""
+    assert tool.tree is not None
+    tree = tool.tree()
+    if not (tree / "go.mod").is_file():
+        raise BuildError(
+            f"step 'find {tool.name} sources' failed: no go.mod in {tree}"
+            " (set AFTERSHOCK_LITMUS_SRC to the folder holding chaos-operator/, chaos-runner/, litmus-go/)"
+        )
+    for name in ("go.mod", "go.sum"):
+        if (tree / name).is_file():
+            shutil.copyfile(tree / name, workdir / name)
+    gomod = json.loads(run(f"read {tree}/go.mod", ["go", "mod", "edit", "-json", str(workdir / "go.mod")]))
+    if gomod["Module"]["Path"] != tool.module:
+        raise BuildError(f"step 'check {tree}' failed: it is {gomod['Module']['Path']}, not {tool.module}")
+    log(f"{tool.name}: building {tree} (read-only) with a copy of its go.mod and go.sum")
+    return tree
+
+
 def _is_executable(path: Path) -> bool:
     if not path.is_file() or not os.access(path, os.X_OK):
         return False
@@ -311,7 +385,11 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
         bindir = staging / "bin"
         work.mkdir()
         bindir.mkdir()
-        if tool.source is not None:
+        cwd = work
+        if tool.tree is not None:
+            cwd = copy_tree_modfile(tool, work)
+            modflags = [f"-modfile={work / 'go.mod'}", "-buildvcs=false"]
+        elif tool.source is not None:
             copy_source(tool, version, work)
             modflags = ["-mod=readonly"]  # the committed go.sum must be complete
         else:
@@ -336,7 +414,7 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
                     str(bindir / name),
                     package,
                 ],
-                cwd=work,
+                cwd=cwd,
             )
             if not _is_executable(bindir / name):
                 raise BuildError(
@@ -347,6 +425,8 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
         marker = {"module": tool.module, "version": version, "build_seconds": seconds}
         if tool.source is not None:
             marker["source_hash"] = source_hash(tool.source)
+        if tool.tree is not None:
+            marker["source"], marker["tree_hash"] = str(tool.tree()), tree_hash(tool.tree())
         (staging / MARKER).write_text(json.dumps(marker) + "\n")
         if final.exists():  # an incomplete leftover from an interrupted run
             shutil.rmtree(final)
@@ -358,6 +438,14 @@ def build_tool(tool: Tool, version: str, root: Path) -> Path:
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def _available(tool: Tool) -> bool:
+    """A tool built from sources next to the checkout is built by default only when they are there."""
+    if tool.tree is None or (tool.tree() / "go.mod").is_file():
+        return True
+    log(f"{tool.name}: no sources at {tool.tree()} (AFTERSHOCK_LITMUS_SRC); not built, its tests will fail")
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -367,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     versions = read_versions()
     root = cache_root()
-    selected = args.tools or list(TOOLS)
+    selected = args.tools or [n for n in TOOLS if _available(TOOLS[n])]
     unknown = [t for t in selected if t not in TOOLS]
     if unknown:
         parser.error(f"unknown tool(s): {', '.join(unknown)}")
