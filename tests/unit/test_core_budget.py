@@ -204,3 +204,70 @@ def test_a_run_claimed_by_two_racing_replicas_counts_once() -> None:
     racing = [claim("a", workloads={"w-web": 1}), claim("a", holder="op-b", workloads={"w-web": 1})]
     assert budget.held_pods(racing) == {"w-web": 1}
     assert budget.decide(half, racing, [], request()).allowed
+
+
+def test_a_batch_keeps_the_budget_as_if_one_after_another() -> None:
+    limit = policies(concurrency={"maxActiveRuns": 3, "maxActiveRunsPerNamespace": 3})
+    asks = [(limit, request(name)) for name in ("r1", "r2", "r3", "r4")]
+    grants, written = budget.decide_batch([claim("a")], [], asks)
+    # one slot held already: two more fit, whatever the batch holds
+    assert [g.allowed for g in grants] == [True, True, False, False]
+    assert all(g.decision.reason == "ConcurrencyLimit" for g in grants[2:])
+    assert [c.name for c in written] == ["a", "r1", "r2"]
+    # the same answers as deciding them one after another
+    held = [claim("a")]
+    for (pol, req), grant in zip(asks, grants, strict=True):
+        alone = budget.decide(pol, held, [], req)
+        assert alone == grant
+        if alone.claim is not None:
+            held.append(alone.claim)
+
+
+def test_a_batch_is_decided_in_arrival_order() -> None:
+    half = policies(blastRadius={"maxPodsPercent": 50})  # 2 of web's 4 pods at once
+    names = ["late", "early", "middle"]
+    grants, written = budget.decide_batch([], [], [(half, request(n)) for n in names])
+    assert [g.allowed for g in grants] == [True, True, False]
+    assert [c.name for c in written] == ["late", "early"]
+    assert grants[2].decision.reason == "BlastRadiusExceeded"
+    assert "2 held by other active runs" in grants[2].decision.message
+
+
+def test_a_refusal_in_the_middle_of_a_batch_holds_nothing() -> None:
+    half = policies(blastRadius={"maxPodsPercent": 50})
+    greedy = request("greedy", chosen=PODS[:3])  # 3 of 4 is over the run's own cap: refused
+    asks = [(half, request("first")), (half, greedy), (half, request("third", chosen=PODS[1:2]))]
+    grants, written = budget.decide_batch([], [], asks)
+    assert [g.allowed for g in grants] == [True, False, True]
+    assert [c.name for c in written] == ["first", "third"]
+    assert sum(c.workloads["w-web"] for c in written) == 2
+
+
+def test_a_batch_shares_pdb_allowance_and_per_request_policies() -> None:
+    pdb = PdbInfo("web", 1, frozenset(p.name for p in PODS))
+    lax = dataclasses.replace(request("lax", chosen=PODS[2:3], pdbs=[pdb]), respect_pdbs=False)
+    asks = [
+        (policies(), request("one", pdbs=[pdb])),
+        (policies(), request("two", chosen=PODS[1:2], pdbs=[pdb])),
+        (policies(respectDisruptionBudgets=False), lax),
+    ]
+    grants, written = budget.decide_batch([], [], asks)
+    assert [g.allowed for g in grants] == [True, False, True]
+    assert grants[1].decision.reason == "DisruptionBudget"
+    assert [c.name for c in written] == ["one", "lax"]
+
+
+def test_a_batch_replaces_the_holders_own_earlier_claim_of_a_run() -> None:
+    stale = claim("me", workloads={"w-web": 3})  # this holder's earlier claim of the same run
+    other = dataclasses.replace(claim("me"), holder="op-b")  # a racing replica's: kept
+    grants, written = budget.decide_batch([stale, other], [], [(policies(), request("me"))])
+    assert grants[0].allowed
+    assert [(c.holder, dict(c.workloads)) for c in written] == [("op-b", {}), ("op-a", {"w-web": 1})]
+
+
+def test_released_drops_the_runs_claims_of_that_holder_or_of_any() -> None:
+    mine, theirs, rest = claim("a"), dataclasses.replace(claim("a"), holder="op-b"), claim("b")
+    assert budget.released([mine, theirs, rest], [("uid-a", "op-a")]) == [theirs, rest]
+    assert budget.released([mine, theirs, rest], [("uid-a", None)]) == [rest]
+    assert budget.released([mine, rest], [("uid-a", None), ("uid-b", "op-a")]) == []
+    assert budget.released([mine], []) == [mine]

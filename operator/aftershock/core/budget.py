@@ -7,7 +7,9 @@ exceed together what each would be refused one after another. The fix is a ledge
 (runs/ledger.py keeps it in one Lease, written under a resourceVersion precondition): a run
 reads the ledger, prunes the claims of runs that are over, decides here against the rest, and
 writes its own claim back; a concurrent writer gets a 409, re-reads and decides again. So every
-decision sees every earlier one — serialisable, across processes.
+decision sees every earlier one — serialisable, across processes. Runs of one process that wait
+for the ledger together are decided in one batch (`decide_batch`), still one after another, and
+written in one replace.
 
 What a claim holds is what the budgets need: the run (and its uid), the target namespace, how
 many pods of each workload it hits and how many disruptions it charges to each
@@ -363,6 +365,36 @@ def decide(
         notes=tuple(notes),
         claim=claim,
     )
+
+
+def released(claims: Sequence[Claim], releases: Sequence[tuple[str, str | None]]) -> list[Claim]:
+    """`claims` without those of each released (run uid, holder): a holder of None releases the
+    run's claims whoever wrote them."""
+    return [
+        c for c in claims if not any(c.uid == uid and holder in (None, c.holder) for uid, holder in releases)
+    ]
+
+
+def recorded(claims: Sequence[Claim], claim: Claim) -> list[Claim]:
+    """`claims` with `claim` in place of what its holder claimed for the same run before."""
+    return [*(c for c in claims if not (c.uid == claim.uid and c.holder == claim.holder)), claim]
+
+
+def decide_batch(
+    claims: Sequence[Claim], active: Sequence[ActiveRun], asks: Sequence[tuple[Policies, Request]]
+) -> tuple[list[Grant], list[Claim]]:
+    """The decisions for requests that arrived together (group commit, runs/ledger.py), each as if
+    they came one after another in `asks` order: every request sees `claims` (already pruned) and
+    the claims granted before it in the batch; a refusal holds nothing. Returns the grants, in
+    order, and the claims to write."""
+    held = list(claims)
+    grants = []
+    for policies, request in asks:
+        grant = decide(policies, held, active, request)
+        if grant.allowed and grant.claim is not None:
+            held = recorded(held, grant.claim)
+        grants.append(grant)
+    return grants, held
 
 
 def check_shares(policies: Policies, workloads: Sequence[WorkloadShare], requested: int) -> Decision:

@@ -9,18 +9,25 @@ budget anyway; it is written once per run start and once per run end, well below
 object takes. A claim is released when its run ends (best effort); pruning by the cache's view of
 the runs, and each claim's expiry, cover a crash or a lost release.
 
-Within one process, claims and releases take turns (one asyncio lock per event loop) and start
-from the Lease as this process last wrote it: a burst of slots is a queue of one write each, not
-a storm of conflicting writes (measured: at 3.3 runs per second, unserialised claims re-read and
-re-wrote the Lease about four times per run, and a few runs gave up). A 409 — another replica
-wrote — re-reads.
+Within one process, claims and releases are written by group commit: whatever arrives while a
+write is in flight waits, and one writer (an asyncio task per event loop, started on demand) then
+applies every waiting release, decides every waiting claim in arrival order — each seeing the
+claims granted before it in the batch, so atomicity is that of one claim after another — and
+writes the Lease once. A burst of slots is a few writes, not one write per run in a queue
+(measured: at 3.3 runs per second and N = 1,000, one write per claim and per release pushed slot
+→ injection p99 from 2.1 s to 5.1 s; unserialised, every claim re-read and re-wrote the Lease
+about four times and a few runs gave up). The writer starts from the Lease as this process last
+wrote it; a 409 — another replica wrote — re-reads and decides the whole batch again, and a
+refusal is only ever decided on a fresh read. Releases ride along in the next batch, so they
+delay a claim by one write at most and never fail it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 from aftershock.api.common import RunPhase
 from aftershock.core import budget
@@ -37,26 +44,45 @@ ANNOTATION = "aftershock.dev/claims"
 LABELS = {"app.kubernetes.io/part-of": "aftershock", "aftershock.dev/lease": "claims"}
 ATTEMPTS = 20
 
-_turns: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
 _written: dict[str, Obj] = {}  # namespace → the ledger as this process last read or wrote it
 
 
-def _turn() -> asyncio.Lock:
-    """This process's lock on the ledger (one per event loop: locks belong to a loop)."""
-    loop = asyncio.get_running_loop()
-    if loop not in _turns:
-        _turns[loop] = asyncio.Lock()
-    return _turns[loop]
+@dataclass
+class _Ask:
+    policies: Policies
+    request: Request
+    done: asyncio.Future[Grant]
 
 
-async def _read(env: RunEnv, namespace: str) -> Obj | None:
+@dataclass
+class _Release:
+    uid: str
+    holder: str | None
+    done: asyncio.Future[None]
+
+
+@dataclass
+class _Queue:
+    """What waits for this process's next write of one ledger, and the writer task if one runs."""
+
+    env: RunEnv
+    asks: list[_Ask] = field(default_factory=list)
+    releases: list[_Release] = field(default_factory=list)
+    writer: asyncio.Task[None] | None = None
+
+
+_queues: dict[tuple[asyncio.AbstractEventLoop, str], _Queue] = {}  # futures and tasks belong to a loop
+
+
+async def _read(env: RunEnv, namespace: str) -> tuple[Obj | None, bool]:
+    """The ledger, and whether it was read from the API just now (not as this process last saw it)."""
     known = _written.get(namespace)
     if known is not None:
-        return known
+        return known, False
     lease = await env.io(env.kube.find_lease, namespace, NAME)
     if lease is not None:
         _written[namespace] = lease
-    return lease
+    return lease, True
 
 
 async def _replace(env: RunEnv, namespace: str, lease: Obj) -> None:
@@ -136,70 +162,140 @@ def _new(namespace: str) -> Obj:
 
 
 async def claim(env: RunEnv, policies: Policies, request: Request) -> Grant:
-    """Decide `request` against every other active claim and write its own claim, atomically.
-    Without a Lease namespace (no operator Lease) the cache alone decides, as before."""
+    """Decide `request` against every other active claim and write its own claim, atomically
+    (in the next batch of this process's claims). Without a Lease namespace (no operator Lease)
+    the cache alone decides, as before. Raises what a failed write (not a 409) raised."""
     namespace = ledger_namespace(env)
     if namespace is None:
         return budget.decide(policies, [], active_runs(env), request)
-    kube = env.kube
-    me = request.claim
-    read_anew = False
-    async with _turn():
-        for _ in range(ATTEMPTS):
-            lease = await _read(env, namespace)
-            if lease is None:
-                await env.io(kube.create_lease, namespace, _new(namespace))  # False: made meanwhile
-                continue
-            claims = budget.prune(_claims(lease), run_state(env), env.clock())
-            grant = budget.decide(policies, claims, active_runs(env), request)
-            if not grant.allowed and namespace in _written and not read_anew:
-                # refused on what this process last wrote: another replica may have released
-                # since, so a refusal is only ever decided on a fresh read
-                _written.pop(namespace, None)
-                read_anew = True
-                continue
-            if not grant.allowed or grant.claim is None:
-                return grant
-            mine = [c for c in claims if not (c.uid == me.uid and c.holder == me.holder)]
-            try:
-                await _replace(env, namespace, _with(lease, [*mine, grant.claim]))
-            except (Conflict, NotFound):
-                continue  # someone claimed (or released) meanwhile: decide again on what they wrote
-            return grant
-    return Grant(
-        Decision(
-            False,
-            budget.CLAIM_CONTENTION,
-            f"the claim ledger {namespace}/{NAME} kept changing over {ATTEMPTS} attempts; nothing was"
-            " injected, the run can be triggered again",
-            None,
-        )
-    )
+    queue = _queue(env, namespace)
+    ask = _Ask(policies, request, asyncio.get_running_loop().create_future())
+    queue.asks.append(ask)
+    _start(queue, namespace)
+    return await ask.done
 
 
 async def release(env: RunEnv, uid: str, holder: str | None = None) -> None:
-    """Remove the run's claims (only `holder`'s, when given); best effort, logged on failure —
-    pruning removes what a lost release leaves."""
+    """Remove the run's claims (only `holder`'s, when given) in the next batch; best effort,
+    logged on failure — pruning removes what a lost release leaves."""
     namespace = ledger_namespace(env)
     if namespace is None or not uid:
         return
     try:
-        async with _turn():
-            for _ in range(ATTEMPTS):
-                lease = await _read(env, namespace)
-                if lease is None:
-                    return
-                claims = _claims(lease)
-                rest = [c for c in claims if not (c.uid == uid and holder in (None, c.holder))]
-                if len(rest) == len(claims):
-                    return
-                try:
-                    await _replace(env, namespace, _with(lease, rest))
-                    return
-                except NotFound:
-                    return
-                except Conflict:
-                    continue
-        log.warning("could not release the claim of run %s: the ledger kept changing", uid)
+        queue = _queue(env, namespace)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.releases.append(_Release(uid, holder, done))
+        _start(queue, namespace)
+        await done
     except Exception as exc:
         log.warning("could not release the claim of run %s: %s", uid, exc)
+
+
+def _queue(env: RunEnv, namespace: str) -> _Queue:
+    key = (asyncio.get_running_loop(), namespace)
+    queue = _queues.get(key)
+    if queue is None:
+        queue = _queues[key] = _Queue(env)
+    queue.env = env
+    return queue
+
+
+def _start(queue: _Queue, namespace: str) -> None:
+    """Start the writer unless one runs (it takes what was queued meanwhile when its write ends)."""
+    if queue.writer is None:
+        queue.writer = asyncio.get_running_loop().create_task(_write(queue, namespace))
+
+
+async def _write(queue: _Queue, namespace: str) -> None:
+    """Commit batch after batch while anything waits; every waiter gets an answer."""
+    asks: list[_Ask] = []
+    releases: list[_Release] = []
+    try:
+        while queue.asks or queue.releases:
+            asks = [a for a in queue.asks if not a.done.done()]  # a cancelled claimant asks no more
+            releases, queue.asks, queue.releases = queue.releases, [], []
+            try:
+                grants = await _commit(
+                    queue.env,
+                    namespace,
+                    [(a.policies, a.request) for a in asks],
+                    [(r.uid, r.holder) for r in releases],
+                )
+            except Exception as exc:
+                for ask in asks:
+                    if not ask.done.done():
+                        ask.done.set_exception(exc)
+                if releases:
+                    log.warning(
+                        "could not release the claims of runs %s: %s", _uids(r.uid for r in releases), exc
+                    )
+            else:
+                for ask, grant in zip(asks, grants, strict=True):
+                    if not ask.done.done():
+                        ask.done.set_result(grant)
+                    elif grant.claim is not None and grant.allowed:  # cancelled while being written
+                        loop = asyncio.get_running_loop()
+                        queue.releases.append(
+                            _Release(grant.claim.uid, grant.claim.holder, loop.create_future())
+                        )
+            for release_ in releases:
+                if not release_.done.done():
+                    release_.done.set_result(None)
+            asks, releases = [], []
+    finally:
+        queue.writer = None
+        for ask in [*asks, *queue.asks]:  # the loop is going away: nobody is left to write
+            ask.done.cancel()
+        for release_ in [*releases, *queue.releases]:
+            release_.done.cancel()
+
+
+async def _commit(
+    env: RunEnv,
+    namespace: str,
+    asks: Sequence[tuple[Policies, Request]],
+    releases: Sequence[tuple[str, str | None]],
+) -> list[Grant]:
+    """One batch: read (or take what this process last wrote), apply the releases, prune, decide
+    every ask in order, write once; a 409 decides the whole batch again on a fresh read."""
+    read_anew = False
+    for _ in range(ATTEMPTS):
+        lease, fresh = await _read(env, namespace)
+        if lease is None:
+            if not asks:
+                return []  # no ledger: nothing to release
+            await env.io(env.kube.create_lease, namespace, _new(namespace))  # False: made meanwhile
+            continue
+        before = _claims(lease)
+        rest = budget.released(before, releases)
+        claims = budget.prune(rest, run_state(env), env.clock())
+        grants, after = budget.decide_batch(claims, active_runs(env), asks)
+        if not fresh and not read_anew and not all(g.allowed for g in grants):
+            # refused on what this process last wrote: another replica may have released since,
+            # so a refusal is only ever decided on a fresh read
+            _written.pop(namespace, None)
+            read_anew = True
+            continue
+        if len(rest) == len(before) and not any(g.allowed and g.claim is not None for g in grants):
+            return grants  # nothing granted, nothing released: no write
+        try:
+            await _replace(env, namespace, _with(lease, after))
+        except (Conflict, NotFound):
+            continue  # someone claimed (or released) meanwhile: decide again on what they wrote
+        return grants
+    if releases:
+        log.warning(
+            "could not release the claims of runs %s: the ledger kept changing", _uids(u for u, _ in releases)
+        )
+    contention = Decision(
+        False,
+        budget.CLAIM_CONTENTION,
+        f"the claim ledger {namespace}/{NAME} kept changing over {ATTEMPTS} attempts; nothing was"
+        " injected, the run can be triggered again",
+        None,
+    )
+    return [Grant(contention) for _ in asks]
+
+
+def _uids(uids: Iterable[str]) -> str:
+    return ", ".join(uids)
