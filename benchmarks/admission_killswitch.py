@@ -188,6 +188,12 @@ def main() -> int:
                     webhook_config
                 ),
             )
+            stack.callback(
+                gone,
+                lambda: client.AdmissionregistrationV1Api(api).delete_mutating_webhook_configuration(
+                    webhook_config
+                ),
+            )
             stack.callback(operator.stop)
             stack.callback(delete_namespaces, api, namespaces, 600)  # first: the operator still runs
             say(f"operator pid {operator.process.pid}, log {log_path}")

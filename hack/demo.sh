@@ -23,7 +23,7 @@ WEBHOOK_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1"
 .venv/bin/aftershock run --namespace "$NS" --metrics-port 0 --health-port 0 --bind 127.0.0.1 \
   --webhook-port "$WEBHOOK_PORT" --webhook-config aftershock.demo >"$LOG" 2>&1 &
 OPERATOR=$!
-trap 'kill $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null || true; "${KUBECTL[@]}" delete validatingwebhookconfiguration aftershock.demo --ignore-not-found >/dev/null' EXIT
+trap 'kill $OPERATOR 2>/dev/null; wait $OPERATOR 2>/dev/null || true; "${KUBECTL[@]}" delete validatingwebhookconfiguration,mutatingwebhookconfiguration aftershock.demo --ignore-not-found >/dev/null' EXIT
 for _ in $(seq 1 60); do   # the admission webhook is registered once the operator is up
   "${KUBECTL[@]}" get validatingwebhookconfiguration aftershock.demo >/dev/null 2>&1 && break
   sleep 0.5

@@ -79,9 +79,25 @@ def run(
         str,
         typer.Option(
             envvar="AFTERSHOCK_WEBHOOK_CONFIG",
-            help="ValidatingWebhookConfiguration the operator keeps up to date ('' when Helm manages it).",
+            help="Name of the webhook configurations the operator keeps up to date ('' when Helm manages them).",
         ),
     ] = "aftershock.dev",
+    trust_unreviewed: Annotated[
+        bool,
+        typer.Option(
+            "--trust-unreviewed",
+            envvar="AFTERSHOCK_TRUST_UNREVIEWED",
+            help="UNSAFE: run experiments whose author the admission webhook never checked (for an"
+            " operator deliberately run without its webhook). Default: such runs end Errored.",
+        ),
+    ] = False,
+    review_key_namespace: Annotated[
+        str | None,
+        typer.Option(
+            envvar="AFTERSHOCK_REVIEW_KEY_NAMESPACE",
+            help="Namespace of the review-stamp key Secret (default: --operator-namespace, else the Lease's).",
+        ),
+    ] = None,
     default_policy_name: Annotated[
         str | None,
         typer.Option(
@@ -128,6 +144,9 @@ def run(
     os.environ["AFTERSHOCK_WEBHOOK_PORT"] = str(webhook_port)
     os.environ["AFTERSHOCK_WEBHOOK_ADDR"] = bind
     os.environ["AFTERSHOCK_WEBHOOK_CONFIG"] = webhook_config
+    os.environ["AFTERSHOCK_TRUST_UNREVIEWED"] = "true" if trust_unreviewed else ""
+    if review_key_namespace:
+        os.environ["AFTERSHOCK_REVIEW_KEY_NAMESPACE"] = review_key_namespace
     if webhook_host:
         os.environ["AFTERSHOCK_WEBHOOK_HOST"] = webhook_host
     if webhook_cert_dir:

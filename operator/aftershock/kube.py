@@ -857,6 +857,26 @@ class Kube:
         )
         return str(review.status.user_info.username)
 
+    # --- the review key (a Secret in the operator's namespace) ---------------------------
+
+    def find_secret(self, namespace: str, name: str) -> Obj | None:
+        try:
+            return self._plain(self._call(self.core.read_namespaced_secret, name, namespace))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create_secret(self, namespace: str, body: Obj) -> bool:
+        """Create; False when one of that name exists already (409)."""
+        try:
+            self._call(self.core.create_namespaced_secret, namespace, body)
+        except ApiException as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
     # --- the operator's Lease (coordination.k8s.io) ---------------------------------------
 
     def find_lease(self, namespace: str, name: str) -> Obj | None:

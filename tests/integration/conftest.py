@@ -42,9 +42,7 @@ def crds(cluster: Cluster, api: client.ApiClient) -> None:
 
     wait_for(established, timeout=30, message="aftershock CRDs Established")
     # a webhook configuration left by an operator that is gone would refuse every create
-    client.AdmissionregistrationV1Api(api).delete_collection_validating_webhook_configuration(
-        field_selector=f"metadata.name={WEBHOOK_CONFIG}"
-    )
+    remove_webhooks(api)
     # the operator's own namespace (its Lease lives there), as a Helm install would have it
     try:
         client.CoreV1Api(api).create_namespace(
@@ -87,22 +85,26 @@ def operator(
         wait_for(lambda: _webhook_registered(api), timeout=30, message="the webhook configuration")
     yield op
     op.stop()
-    client.AdmissionregistrationV1Api(api).delete_collection_validating_webhook_configuration(
-        field_selector=f"metadata.name={WEBHOOK_CONFIG}"
-    )
+    remove_webhooks(api)
     if op.process.returncode not in (0, -15) or request.session.testsfailed:
         # keep the evidence: CI shows this output, the temporary directory is gone later
         lines = [line for line in op.log().splitlines() if not line.startswith(("│", "╭", "╰"))]
         print(f"operator exited with {op.process.returncode}; last log lines:\n" + "\n".join(lines[-150:]))
 
 
+def remove_webhooks(api: client.ApiClient) -> None:
+    admission = client.AdmissionregistrationV1Api(api)
+    selector = f"metadata.name={WEBHOOK_CONFIG}"
+    admission.delete_collection_validating_webhook_configuration(field_selector=selector)
+    admission.delete_collection_mutating_webhook_configuration(field_selector=selector)
+
+
 def _webhook_registered(api: client.ApiClient) -> bool:
-    configs = (
-        client.AdmissionregistrationV1Api(api)
-        .list_validating_webhook_configuration(field_selector=f"metadata.name={WEBHOOK_CONFIG}")
-        .items
-    )
-    return bool(configs and configs[0].webhooks)
+    admission = client.AdmissionregistrationV1Api(api)
+    selector = f"metadata.name={WEBHOOK_CONFIG}"
+    validating = admission.list_validating_webhook_configuration(field_selector=selector).items
+    mutating = admission.list_mutating_webhook_configuration(field_selector=selector).items
+    return bool(validating and validating[0].webhooks and mutating and mutating[0].webhooks)
 
 
 def _solo(api: client.ApiClient) -> Iterator[str]:
@@ -128,13 +130,14 @@ def _solo(api: client.ApiClient) -> Iterator[str]:
 
 
 @pytest.fixture
-def solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
-    """A namespace the session operator ignores, for tests that run their own operators."""
+def solo_namespace(api: client.ApiClient, operator: OperatorProcess) -> Iterator[str]:
+    """A namespace the session operator does not drive, for tests that run their own operators;
+    its webhook still admits and stamps (core/review.py) what the test writes there."""
     yield from _solo(api)
 
 
 @pytest.fixture
-def another_solo_namespace(api: client.ApiClient, crds: None) -> Iterator[str]:
+def another_solo_namespace(api: client.ApiClient, operator: OperatorProcess) -> Iterator[str]:
     yield from _solo(api)
 
 

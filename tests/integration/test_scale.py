@@ -130,7 +130,11 @@ def test_a_saturated_run_pool_blocks_neither_admission_nor_the_kill_switch(
         assert op.healthy()
     finally:
         op.stop(signal.SIGKILL)  # the parked thread would hold a graceful stop for minutes
-        client.AdmissionregistrationV1Api(api).delete_collection_validating_webhook_configuration(
+        admission = client.AdmissionregistrationV1Api(api)
+        admission.delete_collection_validating_webhook_configuration(
+            field_selector=f"metadata.name={SATURATION_WEBHOOK}"
+        )
+        admission.delete_collection_mutating_webhook_configuration(
             field_selector=f"metadata.name={SATURATION_WEBHOOK}"
         )
 

@@ -19,6 +19,7 @@ is left exactly as it was, and no pod is marked.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -31,6 +32,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tests.integration.conftest import WEBHOOK_CONFIG, remove_webhooks
 from tests.support.chaos import GROUP, VERSION, Chaos, experiment, partition
 from tests.support.cluster import Cluster
 from tests.support.operator import OperatorProcess
@@ -40,6 +42,7 @@ from tests.support.workloads import deployment, pods_of, ready_pods
 
 AFTERSHOCK_ALL = {"apiGroups": [GROUP], "resources": ["*"], "verbs": ["*"]}
 READ_PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}
+REVIEW = "aftershock.dev/review"
 DELETE_PODS = {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "delete"]}
 
 
@@ -754,3 +757,152 @@ def test_a_409_from_a_tenants_network_policy_ends_the_run_errored_and_leaves_it_
     others = client.NetworkingV1Api(api).list_namespaced_network_policy(ns).items
     assert [p.metadata.name for p in others] == ["aftershock-cut-now"]
     assert _snapshot(api, (neighbour,)) == neighbour_before
+
+
+# --- class 3: with the webhook disabled, nothing unreviewed runs --------------------------------
+
+
+@contextlib.contextmanager
+def webhook_disabled(api: client.ApiClient) -> Iterator[None]:
+    """The session operator's webhook configurations removed (as a cluster admin might, or as
+    failurePolicy Ignore behaves while it is unreachable), then put back exactly as they were."""
+    admission = client.AdmissionregistrationV1Api(api)
+    selector = f"metadata.name={WEBHOOK_CONFIG}"
+    saved = [
+        (kind, api.sanitize_for_serialization(item))
+        for kind, items in (
+            ("validating", admission.list_validating_webhook_configuration(field_selector=selector).items),
+            ("mutating", admission.list_mutating_webhook_configuration(field_selector=selector).items),
+        )
+        for item in items
+    ]
+    assert len(saved) == 2, saved
+    remove_webhooks(api)
+    try:
+        yield
+    finally:
+        for kind, body in saved:
+            body["metadata"] = {"name": body["metadata"]["name"]}
+            if kind == "validating":
+                admission.create_validating_webhook_configuration(body)
+            else:
+                admission.create_mutating_webhook_configuration(body)
+
+
+def _ended(chaos: Chaos, name: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        status = chaos.get("chaosruns", name).get("status") or {}
+        return status if status.get("phase") in ("Completed", "Aborted", "Skipped", "Errored") else None
+
+    return wait_for(finished, timeout=60, message=f"run {name} to end")
+
+
+def _review_of(chaos: Chaos, plural: str, name: str) -> dict[str, Any] | None:
+    raw = (chaos.get(plural, name)["metadata"].get("annotations") or {}).get(REVIEW)
+    return json.loads(raw) if raw else None
+
+
+def test_with_the_webhook_disabled_nothing_unreviewed_runs(scene: Scene) -> None:
+    """Issue 12, class 3. The runner may write experiments but may not delete pods. With the webhook
+    gone it writes a pod-delete experiment (run once, by the operator), one carrying a review stamp
+    copied from the author's experiment, and a run of the author's experiment aimed elsewhere:
+    each run ends Errored (AuthorNotReviewed) and no pod changes. A bare run of a reviewed
+    experiment still runs. Once the webhook is back, the runner cannot bless its own experiment by
+    touching it; the author, who may delete pods, can — and becomes its reviewed author."""
+    chaos = Chaos(scene.api, scene.home)
+    before = scene.snapshot()
+    reviewed = _review_of(chaos, "chaosexperiments", "dry")
+    assert reviewed is not None and reviewed["author"] == f"system:serviceaccount:{scene.home}:author"
+    raw_review = chaos.get("chaosexperiments", "dry")["metadata"]["annotations"][REVIEW]
+    with webhook_disabled(scene.api):
+        runner = scene.runner
+        runner.create_namespaced_custom_object(
+            GROUP, VERSION, scene.home, "chaosexperiments", experiment("unreviewed", app="app")
+        )
+        copied = experiment("copied", app="db")
+        copied["metadata"]["annotations"] = {REVIEW: raw_review}
+        copied["spec"]["suspend"] = True  # runs only when asked
+        copied["spec"]["schedule"] = YEARLY
+        runner.create_namespaced_custom_object(GROUP, VERSION, scene.home, "chaosexperiments", copied)
+        runner.create_namespaced_custom_object(
+            GROUP, VERSION, scene.home, "chaosruns", _run("copied-now", {"experiment": "copied"})
+        )
+        elsewhere = experiment("x", app="app")["spec"]
+        runner.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            scene.home,
+            "chaosruns",
+            _run("aimed-elsewhere", {"experiment": "stuck", "target": elsewhere["target"]}),
+        )
+        runner.create_namespaced_custom_object(
+            GROUP, VERSION, scene.home, "chaosruns", _run("bare-dry", {"experiment": "dry"})
+        )
+        once = wait_for(
+            lambda: next(iter(chaos.runs("unreviewed")), None), timeout=30, message="the once run"
+        )
+        expected = {
+            once["metadata"]["name"]: "ChaosExperiment unreviewed was never checked by the admission"
+            " webhook: it carries no review stamp",
+            "copied-now": "ChaosExperiment copied was never checked by the admission webhook: its review"
+            " stamp does not match it",
+            "aimed-elsewhere": "it does more than its experiment (it targets something other than its"
+            " experiment)",
+        }
+        for name, text in expected.items():
+            status = _ended(chaos, name)
+            assert (status["phase"], status.get("reason")) == ("Errored", "AuthorNotReviewed"), (name, status)
+            assert text in status["message"], (name, status["message"])
+            assert "nothing was injected" in status["message"]
+        bare = _ended(chaos, "bare-dry")
+        assert bare.get("reason") != "AuthorNotReviewed", bare
+        assert bare["phase"] in ("Completed", "Skipped"), bare
+    assert scene.snapshot() == before
+    assert _review_of(chaos, "chaosexperiments", "unreviewed") is None
+
+    # the webhook is back: the runner touching its experiment does not make it reviewed …
+    wait_for(lambda: _registered(scene.api), timeout=30, message="the webhook configurations back")
+    touch = {
+        "metadata": {"annotations": {REVIEW: "renew"}}
+    }  # asks the webhook for a review (docs/security.md)
+    scene.runner.patch_namespaced_custom_object(
+        GROUP, VERSION, scene.home, "chaosexperiments", "unreviewed", touch
+    )
+    assert _review_of(chaos, "chaosexperiments", "unreviewed") is None
+    # … the author's does, with the author as the reviewed author
+    scene.author.patch_namespaced_custom_object(
+        GROUP, VERSION, scene.home, "chaosexperiments", "unreviewed", touch
+    )
+    stamp = _review_of(chaos, "chaosexperiments", "unreviewed")
+    assert stamp is not None and stamp["author"] == f"system:serviceaccount:{scene.home}:author", stamp
+    # and nobody can change or drop a stamp by hand: it is put back as it was
+    forged = {"metadata": {"annotations": {REVIEW: json.dumps({**stamp, "author": "system:admin"})}}}
+    scene.author.patch_namespaced_custom_object(
+        GROUP, VERSION, scene.home, "chaosexperiments", "unreviewed", forged
+    )
+    assert _review_of(chaos, "chaosexperiments", "unreviewed") == stamp
+    dropped = {"metadata": {"annotations": {REVIEW: None}}}
+    scene.author.patch_namespaced_custom_object(
+        GROUP, VERSION, scene.home, "chaosexperiments", "unreviewed", dropped
+    )
+    assert _review_of(chaos, "chaosexperiments", "unreviewed") == stamp
+    # a dry run of it now starts (and, being dry, changes nothing)
+    scene.runner.create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        scene.home,
+        "chaosruns",
+        _run("blessed-dry", {"experiment": "unreviewed", "dryRun": True}),
+    )
+    blessed = _ended(chaos, "blessed-dry")
+    assert blessed.get("reason") != "AuthorNotReviewed", blessed
+    assert scene.snapshot() == before
+
+
+def _registered(api: client.ApiClient) -> bool:
+    admission = client.AdmissionregistrationV1Api(api)
+    selector = f"metadata.name={WEBHOOK_CONFIG}"
+    return bool(
+        admission.list_validating_webhook_configuration(field_selector=selector).items
+        and admission.list_mutating_webhook_configuration(field_selector=selector).items
+    )

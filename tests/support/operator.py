@@ -46,12 +46,23 @@ class OperatorProcess:
                 self.process.wait(timeout=10)
 
 
+REVIEW_KEY_NAMESPACE = "aftershock-system"
+
+
 def start_operator(
     kubeconfig: Path, log_path: Path, *extra: str, env: dict[str, str] | None = None
 ) -> OperatorProcess:
     """Start `aftershock run` with `extra` flags; returns once /healthz answers."""
     metrics_port, health_port = free_port(), free_port()
-    env = dict(os.environ, KUBECONFIG=str(kubeconfig), PYTHONUNBUFFERED="1", **(env or {}))
+    # every operator of the suite verifies review stamps with the key of the session operator,
+    # whose webhook stamps what any test writes (tests/integration/conftest.py)
+    env = dict(
+        os.environ,
+        KUBECONFIG=str(kubeconfig),
+        PYTHONUNBUFFERED="1",
+        AFTERSHOCK_REVIEW_KEY_NAMESPACE=REVIEW_KEY_NAMESPACE,
+        **(env or {}),
+    )
     log_file = log_path.open("ab")
     process = subprocess.Popen(
         [

@@ -150,13 +150,44 @@ def test_namespaced_mode_role_per_namespace_and_flags() -> None:
 
 
 @pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
-def test_rbac_grants_nothing_on_secrets_and_no_wildcards(values: Path | None) -> None:
+def test_rbac_reads_one_secret_and_grants_no_wildcards(values: Path | None) -> None:
+    """The only Secret the operator may read is the review key, in its own namespace (the -self
+    Role); it may create it there, and never list, watch or change any Secret."""
     docs = render(*(["-f", str(values)] if values else []))
-    for rule in all_rules(docs):
-        assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
-        assert "secrets" not in rule["resources"], rule
-        if rule["apiGroups"] == ["apiextensions.k8s.io"]:
-            assert set(rule["verbs"]) <= {"get", "list", "watch"}
+    secret_rules = []
+    for doc in docs:
+        if doc["kind"] not in ("Role", "ClusterRole"):
+            continue
+        for rule in doc["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"] and "*" not in rule["apiGroups"]
+            if rule["apiGroups"] == ["apiextensions.k8s.io"]:
+                assert set(rule["verbs"]) <= {"get", "list", "watch"}
+            if "secrets" in rule["resources"]:
+                assert (doc["kind"], doc["metadata"]["name"]) == ("Role", "rel-aftershock-self"), doc
+                secret_rules.append(rule)
+    assert secret_rules == [
+        {
+            "apiGroups": [""],
+            "resources": ["secrets"],
+            "resourceNames": ["aftershock-review-key"],
+            "verbs": ["get"],
+        },
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]},
+    ]
+
+
+def test_both_webhook_configurations_and_the_unsafe_opt_out() -> None:
+    docs = render()
+    mutating = one(docs, "MutatingWebhookConfiguration")["webhooks"]
+    assert sorted(w["clientConfig"]["service"]["path"] for w in mutating) == [
+        "/review-experiments",
+        "/review-runs",
+    ]
+    assert all(w["failurePolicy"] == "Fail" and w["matchConditions"] for w in mutating)
+    args = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--trust-unreviewed" not in args
+    trusting = one(render("--set", "webhook.trustUnreviewedAuthors=true"), "Deployment")
+    assert "--trust-unreviewed" in trusting["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
 def test_restricted_pod_security_probes_and_env() -> None:

@@ -226,4 +226,13 @@ maxDuration: {{ . | quote }}
 - apiGroups: [coordination.k8s.io]
   resources: [leases]
   verbs: [get, list, watch, create, update, patch, delete]
+# the key of the review stamps (core/review.py): made by the first replica, read by every one;
+# no other Secret is readable
+- apiGroups: [""]
+  resources: [secrets]
+  resourceNames: [aftershock-review-key]
+  verbs: [get]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [create]
 {{- end -}}

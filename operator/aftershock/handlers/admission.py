@@ -1,4 +1,10 @@
-"""Validating admission webhooks for ChaosExperiment and ChaosRun (served by kopf over TLS).
+"""Admission webhooks for ChaosExperiment and ChaosRun (served by kopf over TLS).
+
+Mutating: checks the author (the same checks as validation) and stamps what it checked with an
+HMAC (core/review.py), so a run can later prove its author was checked even if the webhook is
+disabled or, with failurePolicy Ignore, was unreachable when something was written — a run
+without that proof ends Errored (runs/review.py). Validating: refuses what the checks refuse,
+for an object that arrives without a stamp this webhook just made for the same user.
 
 failurePolicy is Fail: while the webhook is unreachable, creating or changing experiments and
 runs is refused (deleting always works), and runs already scheduled are still re-checked against
@@ -19,11 +25,14 @@ from aftershock import GROUP, VERSION
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRunSpec
 from aftershock.cluster.io import Io
+from aftershock.core import review
 from aftershock.core.naming import LABEL_TRIGGER
 from aftershock.core.run_admission import less_safe, poses_as_slot, spec_change_problem
-from aftershock.engines.admission import Refused, check_action, check_experiment
+from aftershock.engines.admission import Outcome, Refused, check_action, check_experiment
 from aftershock.handlers.context import get_context
-from aftershock.kube import Kube, NotFound, now
+from aftershock.kube import Kube, NotFound, Obj, now
+from aftershock.runs.base import Reviews
+from aftershock.runs.review import experiment_problem
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +58,48 @@ def _unchanged_spec(operation: str | None, old: Any, body: kopf.Body) -> bool:
     )
 
 
+async def _check_experiment(body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo) -> Outcome:
+    try:
+        return await _io()(
+            check_experiment,
+            _kube(),
+            dict(body.get("spec") or {}),
+            namespace=namespace or "default",
+            user=dict(userinfo),
+            operator_namespace=get_context().operator_namespace,
+            now=now(),
+        )
+    except Refused as exc:
+        raise kopf.AdmissionError(str(exc), code=403) from exc
+
+
+def _reviews() -> Reviews:
+    return get_context().run_env().reviews
+
+
+def _stamped_for(kind: str, body: kopf.Body | Obj, username: object) -> bool:
+    """Whether the object carries a stamp this webhook made, for this user, for it as it is."""
+    key = _reviews().key
+    if key is None or not username:
+        return False
+    try:
+        return review.verify(key, kind, dict(body)).author == str(username)
+    except review.Unreviewed:
+        return False
+
+
+def _annotation(body: kopf.Body | Obj | None) -> str | None:
+    if body is None:
+        return None
+    return ((dict(body).get("metadata") or {}).get("annotations") or {}).get(review.ANNOTATION)
+
+
+def _keep(patch: kopf.Patch, body: kopf.Body, value: str | None) -> None:
+    """Put the review annotation back as it was (nobody writes it but this webhook)."""
+    if _annotation(body) != value:
+        patch.metadata.annotations[review.ANNOTATION] = value
+
+
 @kopf.on.validate(GROUP, VERSION, "chaosexperiments", operations=["CREATE", "UPDATE"], id="experiments")
 async def validate_experiment(
     body: kopf.Body, namespace: str | None, userinfo: kopf.UserInfo, warnings: list[str], **kwargs: Any
@@ -57,20 +108,64 @@ async def validate_experiment(
         kwargs.get("operation"), kwargs.get("old"), body
     ):
         return
-    ctx = get_context()
+    if _stamped_for("ChaosExperiment", body, dict(userinfo).get("username")):
+        return  # the mutating webhook checked this very spec for this user a moment ago
+    warnings.extend((await _check_experiment(body, namespace, userinfo)).warnings)
+
+
+@kopf.on.mutate(GROUP, VERSION, "chaosexperiments", operations=["CREATE", "UPDATE"], id="review-experiments")
+async def review_experiment(
+    body: kopf.Body,
+    namespace: str | None,
+    userinfo: kopf.UserInfo,
+    warnings: list[str],
+    patch: kopf.Patch,
+    **kwargs: Any,
+) -> None:
+    """Check the author and stamp the experiment. An update that leaves the spec alone keeps the
+    stamp it had; where there was none that holds (written while the webhook was down), the
+    person updating it is checked and, if allowed, becomes its reviewed author."""
+    reviews = _reviews()
+    if body.metadata.get("deletionTimestamp") or reviews.key is None:
+        return
+    username = dict(userinfo).get("username")
+    old = kwargs.get("old")
+    if kwargs.get("operation") == "UPDATE" and old is not None:
+        before = _annotation(old)
+        if username == await operator_user():
+            _keep(patch, body, before)  # the operator's own writes never review anything
+            return
+        if _unchanged_spec("UPDATE", old, body):
+            restored = {
+                **dict(body),
+                "metadata": {**dict(body.metadata), "annotations": {review.ANNOTATION: before}},
+            }
+            if before and experiment_problem(reviews, restored) is None:
+                _keep(patch, body, before)
+                return
+            try:
+                outcome = await _check_experiment(body, namespace, userinfo)
+            except kopf.AdmissionError as exc:
+                _keep(
+                    patch, body, before
+                )  # a metadata change is not refused; the experiment stays unreviewed
+                warnings.append(f"this experiment stays unreviewed and its runs are refused: {exc}")
+                return
+            warnings.extend(outcome.warnings)
+            patch.metadata.annotations[review.ANNOTATION] = review.stamp(
+                reviews.key, "ChaosExperiment", dict(body), str(username), now()
+            )
+            return
     try:
-        outcome = await _io()(
-            check_experiment,
-            _kube(),
-            dict(body.get("spec") or {}),
-            namespace=namespace or "default",
-            user=dict(userinfo),
-            operator_namespace=ctx.operator_namespace,
-            now=now(),
-        )
-    except Refused as exc:
-        raise kopf.AdmissionError(str(exc), code=403) from exc
-    warnings.extend(outcome.warnings)
+        warnings.extend((await _check_experiment(body, namespace, userinfo)).warnings)
+    except kopf.AdmissionError:
+        # not stamped; refusing is left to the CRD schema and the validating webhook, which
+        # run after this one and say it in their own words
+        _keep(patch, body, None)
+        return
+    patch.metadata.annotations[review.ANNOTATION] = review.stamp(
+        reviews.key, "ChaosExperiment", dict(body), str(username or ""), now()
+    )
 
 
 _operator_user: str | None = None
@@ -104,7 +199,6 @@ async def validate_run(
     operator creates schedule slots, and a run's spec, once complete, is frozen."""
     if body.metadata.get("deletionTimestamp"):
         return
-    ctx = get_context()
     ns = namespace or "default"
     spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))
     labels = dict(body.metadata.get("labels") or {})
@@ -137,18 +231,31 @@ async def validate_run(
     if posing and dict(userinfo).get("username") != await operator_user():
         raise kopf.AdmissionError(f"ChaosRun {name}: {posing}", code=403)
     reasons = less_safe(spec, experiment)
-    if not reasons:
-        return
+    if not reasons or _stamped_for("ChaosRun", body, dict(userinfo).get("username")):
+        return  # no more than its experiment, or checked a moment ago by the mutating webhook
+    warnings.extend((await _check_run_author(body, name, namespace, userinfo, experiment, reasons)).warnings)
+
+
+async def _check_run_author(
+    body: kopf.Body,
+    name: str | None,
+    namespace: str | None,
+    userinfo: kopf.UserInfo,
+    experiment: ChaosExperiment,
+    reasons: list[str],
+) -> Outcome:
+    """A run that does more than its experiment: its creator is checked as an author would be."""
+    spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))
     try:
-        outcome = await _io()(
+        return await _io()(
             check_action,
             _kube(),
             target=spec.target or experiment.spec.target,
             fault=spec.fault or experiment.spec.fault,
             recovery=spec.recovery or experiment.spec.recovery,
-            namespace=ns,
+            namespace=namespace or "default",
             user=dict(userinfo),
-            operator_namespace=ctx.operator_namespace,
+            operator_namespace=get_context().operator_namespace,
             now=now(),
             runs_now=True,
         )
@@ -158,4 +265,56 @@ async def validate_run(
             f" is checked as an experiment author would be, and refused: {exc}",
             code=403,
         ) from exc
-    warnings.extend(outcome.warnings)
+
+
+@kopf.on.mutate(GROUP, VERSION, "chaosruns", operations=["CREATE", "UPDATE"], id="review-runs")
+async def review_run(
+    body: kopf.Body,
+    name: str | None,
+    namespace: str | None,
+    userinfo: kopf.UserInfo,
+    warnings: list[str],
+    patch: kopf.Patch,
+    **kwargs: Any,
+) -> None:
+    """Stamp a run when it is created: one that does more than its experiment after its creator
+    passes the author's checks, any other only while its experiment's own stamp holds. The
+    operator stamps the slots it makes itself; nobody changes a stamp afterwards."""
+    reviews = _reviews()
+    if body.metadata.get("deletionTimestamp") or reviews.key is None:
+        return
+    old = kwargs.get("old")
+    if kwargs.get("operation") == "UPDATE":
+        _keep(patch, body, _annotation(old))
+        return
+    username = dict(userinfo).get("username")
+    if username == await operator_user():
+        return  # a schedule slot, stamped by the scheduler (runs/review.py stamp_slot)
+    ns = namespace or "default"
+    try:
+        spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))
+        found = await _io()(_kube().get, "ChaosExperiment", ns, spec.experiment)
+    except Exception:
+        _keep(patch, body, None)  # invalid, or no experiment: validation refuses it with the reason
+        return
+    experiment = ChaosExperiment.from_body(found)
+    reasons = less_safe(spec, experiment)
+    if reasons:
+        try:
+            outcome = await _check_run_author(body, name, ns, userinfo, experiment, reasons)
+            warnings.extend(outcome.warnings)
+        except kopf.AdmissionError:
+            _keep(patch, body, None)  # the validating webhook refuses it, with the reason
+            return
+    else:
+        problem = experiment_problem(reviews, found)
+        if problem is not None:
+            _keep(patch, body, None)
+            warnings.append(
+                f"ChaosExperiment {experiment.name} was never checked by the admission webhook ({problem}):"
+                f" this run will end Errored ({review.REASON}); re-apply the experiment first"
+            )
+            return
+    patch.metadata.annotations[review.ANNOTATION] = review.stamp(
+        reviews.key, "ChaosRun", dict(body), str(username or ""), now()
+    )

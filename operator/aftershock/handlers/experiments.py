@@ -16,6 +16,7 @@ from aftershock.core.times import parse_time
 from aftershock.handlers.context import get_context
 from aftershock.kube import now
 from aftershock.metrics import RECONCILE_ERRORS
+from aftershock.runs.review import stamp_slot
 
 
 @kopf.on.resume(GROUP, VERSION, "chaosexperiments")
@@ -61,6 +62,7 @@ def reconcile_experiment(
             },
             "spec": ChaosRunSpec.from_experiment(name, spec, created).to_json(),
         }
+        run = stamp_slot(ctx.run_env().reviews, dict(body), run, ctx.identity)
         created_run = ctx.kube.create("ChaosRun", namespace, run)
         if created_run is not None:
             ctx.kube.post_event(dict(body), "RunCreated", f"created run {run_obj_name}")

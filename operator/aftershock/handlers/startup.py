@@ -15,6 +15,7 @@ from typing import Any
 import kopf
 
 from aftershock import GROUP
+from aftershock.cluster import review_key
 from aftershock.cluster.cache import ClusterCache
 from aftershock.cluster.coalesce import Coalescer
 from aftershock.cluster.experiment_status import refresh_experiment_status
@@ -26,10 +27,11 @@ from aftershock.engines.default_policy import ensure_default_policy, load_spec
 from aftershock.engines.policy_gate import WATCH
 from aftershock.handlers.context import OperatorContext, default_identity, get_context, set_context
 from aftershock.handlers.sweeper import Sweeper
-from aftershock.kube import Kube, RetryPolicy, load_client
-from aftershock.runs.base import RunEnv
+from aftershock.kube import Kube, Obj, RetryPolicy, load_client
+from aftershock.runs.base import Reviews, RunEnv
 from aftershock.runs.guardrails import GuardrailMonitor
 from aftershock.runs.namespaces import NamespaceLabels
+from aftershock.runs.review import stamp_slot
 from aftershock.runs.view import CachedView
 from aftershock.scheduling.scheduler import Scheduler
 from aftershock.scheduling.ticks import tick
@@ -87,6 +89,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             f" exist, may the operator write Leases there?): {exc}",
             delay=5,
         ) from exc
+    reviews = load_reviews(kube, operator_namespace or leases)
     cache.start()
     run_io = io_pool("aftershock-run-io", "AFTERSHOCK_RUN_THREADS", 64)
     urgent_io = io_pool("aftershock-abort-io", "AFTERSHOCK_ABORT_THREADS", 8)
@@ -135,13 +138,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             on_change=experiment_changed,
             urgent_io=urgent_io,
             namespace_labels=namespace_labels,
+            reviews=reviews,
         ),
         scheduler=None,
         admission_io=admission_io,
         admission_kube=kube.with_retry(ADMISSION_RETRY),
         pools=[run_io, urgent_io, tick_io, admission_io, guardrail_io],
     )
-    context.scheduler = Scheduler(lambda body: tick(kube, body, read=context.runs_of), tick_io)
+
+    def slot_stamp(experiment: Obj, run: Obj) -> Obj:
+        return stamp_slot(reviews, experiment, run, identity)
+
+    context.scheduler = Scheduler(
+        lambda body: tick(kube, body, read=context.runs_of, stamp=slot_stamp), tick_io
+    )
     set_context(context)
     log.info("operator identity: %s (Lease %s/%s)", identity, leases, lease.name)
     configure_webhook(settings)
@@ -195,6 +205,35 @@ def default_policy(**_: Any) -> None:
         ensure_default_policy(get_context().kube, name, spec, labels)
     except Exception as exc:
         raise kopf.TemporaryError(f"default ChaosPolicy {name}: {exc}", delay=2) from exc
+
+
+def load_reviews(kube: Kube, default_namespace: str) -> Reviews:
+    """The review stamps' key (cluster/review_key.py), or trust by explicit choice. Without the
+    webhook and without trust, every run ends Errored (AuthorNotReviewed): say so at start."""
+    trust = os.environ.get("AFTERSHOCK_TRUST_UNREVIEWED", "").lower() in ("1", "true", "yes")
+    if trust:
+        log.warning(
+            "--trust-unreviewed: runs start without proof that the admission webhook checked their"
+            " author; anyone who may write ChaosExperiments can do whatever this operator may do"
+        )
+        return Reviews(key=None, trust=True)
+    namespace = os.environ.get("AFTERSHOCK_REVIEW_KEY_NAMESPACE") or default_namespace
+    try:
+        key = review_key.load_or_create(kube, namespace)
+    except Exception as exc:
+        raise kopf.TemporaryError(
+            f"cannot read or create the review key Secret {namespace}/{review_key.NAME} (may the"
+            f" operator get and create Secrets there?): {exc}",
+            delay=5,
+        ) from exc
+    if not int(os.environ.get("AFTERSHOCK_WEBHOOK_PORT", "0")):
+        log.warning(
+            "this operator serves no admission webhook: runs are refused (AuthorNotReviewed) unless"
+            " another replica's webhook stamped their experiments with the key in %s/%s",
+            namespace,
+            review_key.NAME,
+        )
+    return Reviews(key=key, trust=False)
 
 
 def configure_webhook(settings: kopf.OperatorSettings) -> None:

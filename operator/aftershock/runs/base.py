@@ -57,6 +57,15 @@ class AlwaysLive:
         return True
 
 
+@dataclass(frozen=True)
+class Reviews:
+    """How runs prove their author was checked (core/review.py): the stamps' key, or an explicit
+    `trust` (an operator run without the webhook, by choice). Neither: every run is refused."""
+
+    key: bytes | None = None
+    trust: bool = False
+
+
 @dataclass
 class RunEnv:
     """Everything a run needs from the operator around it, built once per process."""
@@ -76,6 +85,7 @@ class RunEnv:
     on_change: Callable[[str, str], Awaitable[None]] | None = None  # (namespace, experiment)
     urgent_io: Io | None = None  # aborts and reverts (kill switch, deletion): never behind `io`
     namespace_labels: NamespaceLabels = field(default_factory=NamespaceLabels)  # shared by all runs
+    reviews: Reviews = field(default_factory=Reviews)  # default: nothing reviewed, nothing runs
 
     def io_for(self, urgent: bool) -> Io:
         """The pool for the next call: a run being aborted must not queue behind busy runs."""

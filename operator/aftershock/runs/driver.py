@@ -24,7 +24,7 @@ from aftershock.core.times import parse_time
 from aftershock.engines.base import EngineError
 from aftershock.kube import Conflict, NotFound, Obj, forbidden, transient
 from aftershock.metrics import ACTIVE_FAULTS, INJECTIONS
-from aftershock.runs import observer, targeting
+from aftershock.runs import observer, review, targeting
 from aftershock.runs.base import Abort, LostClaim, RunEnv, Stop
 from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind, phase_of, unrevertable_finding, with_notes
@@ -187,6 +187,7 @@ class RunDriver:
         if not run.spec.is_complete():
             await self.fill_spec(obj, run)
             return
+        await review.check_run(self.env, obj, run, self.namespace)  # before anything is decided
         spec = run.spec
         assert spec.fault is not None and spec.recovery is not None
         deadline = self.now() + targeting.longest(run)
@@ -211,7 +212,10 @@ class RunDriver:
             run.spec.scheduled_time or parse_time(obj["metadata"].get("creationTimestamp")) or self.now()
         )
         full = ChaosRunSpec.from_experiment(run.spec.experiment, experiment.spec, scheduled)
-        merged = {**full.to_json(), **{k: v for k, v in run.spec.to_json().items() if v is not None}}
+        # only what was left out is added; what was given stays byte for byte (re-serialised, a
+        # given target would gain its defaults, and a frozen spec refuses any change)
+        given = {k: v for k, v in dict(obj.get("spec") or {}).items() if v is not None}
+        merged = {**full.to_json(), **given}
         await self.env.io(kube.patch_spec, "ChaosRun", self.namespace, self.name, merged)
 
     async def inject(self, obj: Obj, run: ChaosRun) -> None:

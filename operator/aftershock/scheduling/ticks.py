@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from aftershock import API_VERSION
 from aftershock.api.experiment import ChaosExperiment
@@ -73,8 +73,14 @@ def new_run(
     }
 
 
-def tick(kube: Kube, body: Obj, read: RunsReader | None = None) -> float:
-    """One planning pass; returns how many seconds until the next one is due."""
+def tick(
+    kube: Kube,
+    body: Obj,
+    read: RunsReader | None = None,
+    stamp: Callable[[Obj, Obj], Obj] | None = None,
+) -> float:
+    """One planning pass; returns how many seconds until the next one is due. `stamp(experiment,
+    run)` adds the operator's review stamp to a slot it creates (runs/review.py)."""
     meta = body["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
     if meta.get("deletionTimestamp"):
@@ -126,6 +132,8 @@ def tick(kube: Kube, body: Obj, read: RunsReader | None = None) -> float:
             else {}
         )
         run = new_run(experiment, namespace, decision.slot, annotations, finalized=True)
+        if stamp is not None and decision.action is Action.START:
+            run = stamp(body, run)
         if kube.create("ChaosRun", namespace, run) is not None:
             kube.post_event(
                 body, "RunCreated" if decision.action is Action.START else "SlotSkipped", decision.message
