@@ -833,8 +833,10 @@ class Kube:
         subresource: str | None = None,
         uid: str | None = None,
         extra: Mapping[str, list[str]] | None = None,
+        name: str | None = None,
     ) -> bool:
-        """SubjectAccessReview: could `user` do this directly? (nobody gains power through us)"""
+        """SubjectAccessReview: could `user` do this directly? (nobody gains power through us)
+        `name`: one object (e.g. the ServiceAccount to impersonate), None: any of them."""
         review = client.V1SubjectAccessReview(
             spec=client.V1SubjectAccessReviewSpec(
                 user=user,
@@ -842,7 +844,12 @@ class Kube:
                 uid=uid,
                 extra=dict(extra or {}),
                 resource_attributes=client.V1ResourceAttributes(
-                    namespace=namespace, verb=verb, resource=resource, group=group, subresource=subresource
+                    namespace=namespace,
+                    verb=verb,
+                    resource=resource,
+                    group=group,
+                    subresource=subresource,
+                    name=name,
                 ),
             )
         )
