@@ -1,7 +1,8 @@
 """Litmus for real: pod-delete and pod-network-latency on a cluster with Litmus 3.x installed.
 
-Collected only with `--kubeconfig PATH --litmus` (see docs/litmus.md); the local kwok cluster runs
-no containers, so there the simulator plays Litmus instead (test_litmus.py).
+Collected only with `--kubeconfig PATH --litmus` (see docs/litmus.md). On the local kwok cluster,
+test_litmus.py runs real Litmus too, its pods' processes started by the tests' pod executor, with a
+stand-in only for litmus-go's helpers (they need a container runtime).
 """
 
 from __future__ import annotations

@@ -181,11 +181,13 @@ class PodExecutor:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def report(self, since: int = 0, tail: int = 60) -> str:
+    def report(self, since: int = 0, tail: int = 60, namespace: str | None = None) -> str:
         """The command lines, exit codes and last log lines of the processes started since `since`
-        (an index into `started`): what a failing test shows."""
+        (an index into `started`), or of those in `namespace`: what a failing test shows."""
         parts = []
         for run in self.started[since:]:
+            if namespace is not None and run.namespace != namespace:
+                continue
             text = run.log.read_text(errors="replace") if run.log.exists() else ""
             lines = "\n".join(text.splitlines()[-tail:])
             end = "stopped (pod deleted)" if run.stopped else f"exit {run.exit_code}"

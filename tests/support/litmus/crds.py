@@ -1,4 +1,9 @@
-"""Installing the Litmus CRDs the tests run against: the real ones when available, else a stand-in."""
+"""Installing LitmusChaos's CRDs and its ChaosHub's ChaosExperiments, as a user would (kubectl apply).
+
+Both come from the LitmusChaos material next to the checkout (../shared/litmus: chaos_crds.yaml of
+chaos-operator 3.18.0, hub/kubernetes-experiments.yaml of chaos-charts 3.28.0), or from
+$AFTERSHOCK_LITMUS_CRDS and $AFTERSHOCK_LITMUS_SRC; the project keeps no copy.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +14,34 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.support.cluster import Cluster
-from tests.support.tools import REPO
+from tests.support.tools import build_tools
 from tests.support.waiting import wait_for
 
 GROUP, VERSION = "litmuschaos.io", "v1alpha1"
-PLURALS = ("chaosengines", "chaosexperiments", "chaosresults")
+ENGINES, EXPERIMENTS, RESULTS = "chaosengines", "chaosexperiments", "chaosresults"
+PLURALS = (ENGINES, EXPERIMENTS, RESULTS)
 CRD_NAMES = tuple(f"{plural}.{GROUP}" for plural in PLURALS)
-STAND_IN = Path(__file__).resolve().parent / "crds.yaml"
+FINALIZER = "chaosengine.litmuschaos.io/finalizer"
 ENV = "AFTERSHOCK_LITMUS_CRDS"
-# the shared folder next to the working copy (../shared), and the workplace's own (/work/shared)
-SHARED = tuple(dict.fromkeys((REPO.parent / "shared" / "litmus", Path("/work/shared/litmus"))))
+
+
+def litmus_source() -> Path:
+    """The LitmusChaos material: $AFTERSHOCK_LITMUS_SRC, else ../shared/litmus next to the checkout."""
+    path: Path = build_tools().litmus_source()
+    return path
+
+
+def hub_file() -> Path:
+    """The ChaosHub's Kubernetes ChaosExperiments (all 31, each with its default env)."""
+    path = litmus_source() / "hub" / "kubernetes-experiments.yaml"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: set AFTERSHOCK_LITMUS_SRC to the LitmusChaos material")
+    return path
+
+
+def install_hub(cluster: Cluster, namespace: str) -> None:
+    """`kubectl apply` of the hub's ChaosExperiments into `namespace`, as a user installs them."""
+    cluster.kubectl("apply", "-n", namespace, "-f", str(hub_file()))
 
 
 def _manifests(path: Path) -> list[Path]:
@@ -28,23 +51,17 @@ def _manifests(path: Path) -> list[Path]:
 
 
 def crd_source() -> tuple[list[Path], bool]:
-    """The manifests to apply, and whether they are the real Litmus CRDs.
-
-    In order: the file or directory in $AFTERSHOCK_LITMUS_CRDS (an error if it holds nothing),
-    then <repo>/../shared/litmus/ or /work/shared/litmus/ if one holds YAML files, then the stand-in
-    next to this module.
-    """
+    """The manifests to apply (the file or directory in $AFTERSHOCK_LITMUS_CRDS, else
+    chaos_crds.yaml of the Litmus material), and True: they are the real Litmus CRDs (there is no
+    stand-in any more)."""
     given = os.environ.get(ENV)
-    if given:
-        files = _manifests(Path(given))
-        if not files:
-            raise FileNotFoundError(f"{ENV}={given} names no YAML file or directory of them")
-        return files, True
-    for folder in SHARED:
-        files = _manifests(folder)
-        if files:
-            return files, True
-    return [STAND_IN], False
+    path = Path(given) if given else litmus_source() / "chaos_crds.yaml"
+    files = _manifests(path)
+    if not files:
+        raise FileNotFoundError(
+            f"no Litmus CRDs at {path}: set {ENV} (a file or directory) or AFTERSHOCK_LITMUS_SRC"
+        )
+    return files, True
 
 
 def _established(ext: client.ApiextensionsV1Api) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from tests.support.litmus.simulator import ENGINES, GROUP, VERSION
+from tests.support.litmus.crds import ENGINES, GROUP, VERSION
 from tests.support.waiting import wait_for
 
 Body = dict[str, Any]

@@ -51,12 +51,14 @@ def _image_name(image: str) -> str:
 
 
 class LitmusPrograms:
-    """What the executor runs for a Litmus pod; `helper_mode` is the stand-in helper's ending."""
+    """What the executor runs for a Litmus pod; `helper_mode` is the stand-in helper's ending
+    (`helper_modes` sets it for one namespace)."""
 
     def __init__(self, binaries: Binaries, kubeconfig: Path) -> None:
         self.binaries = binaries
         self.kubeconfig = kubeconfig
         self.helper_mode = "pass"
+        self.helper_modes: dict[str, str] = {}
 
     def __call__(self, pod: Mapping[str, Any]) -> Sequence[str]:
         container = pod["spec"]["containers"][0]
@@ -71,7 +73,8 @@ class LitmusPrograms:
                 return [str(self.binaries.experiment), "-name", experiment[1], *kubeconfig]
             helper = _HELPER.search(line)
             if helper:
-                return [sys.executable, str(HELPER_STAND_IN), helper[1], self.helper_mode]
+                mode = self.helper_modes.get(pod["metadata"].get("namespace", ""), self.helper_mode)
+                return [sys.executable, str(HELPER_STAND_IN), helper[1], mode]
         raise NotRunnable(f"no local program for image {container.get('image')!r} running {line!r}")
 
 
