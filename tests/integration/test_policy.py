@@ -487,6 +487,13 @@ def test_a_node_fault_needs_rights_on_nodes_cluster_wide_not_a_namespace_role(
         *TENANT_RULES,
         {"apiGroups": ["litmuschaos.io"], "resources": ["chaosengines"], "verbs": ["create"]},
         {"apiGroups": [""], "resources": ["nodes"], "verbs": ["patch"]},
+        # Litmus runs as chaosServiceAccount: its author must be allowed to act as it
+        {
+            "apiGroups": [""],
+            "resources": ["serviceaccounts"],
+            "verbs": ["impersonate"],
+            "resourceNames": ["litmus"],
+        },
     ]
     ns, user = _tenant(api, "n", rules)
     as_user = client.CustomObjectsApi(cluster.api_client(impersonate=user))

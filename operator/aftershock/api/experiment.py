@@ -232,10 +232,19 @@ def _litmus_rules() -> list[CelRule]:
             message="litmus.env must not set "
             + ", ".join(reserved)
             + ": aftershock sets the duration and the targets (from fault.duration and target), Litmus the rest",
-        )
+        ),
+        CelRule(
+            rule="!has(self.env) || !self.env.exists(k, k in ["
+            + ", ".join(f"'{k}'" for k in litmus.WITHHELD)
+            + "])",
+            message="litmus.env must not set "
+            + ", ".join(litmus.WITHHELD)
+            + ": they choose images, commands or machines, which no ChaosPolicy reviews; the ChaosHub's"
+            " defaults stay in force (docs/litmus-catalogue.md)",
+        ),
     ]
     for spec in litmus.CATALOG.values():
-        allowed = [p.name for p in spec.params] + reserved
+        allowed = [p.name for p in spec.params] + reserved + list(litmus.WITHHELD)
         rules.append(
             CelRule(
                 rule=f"self.experiment != '{spec.name}' || !has(self.env) || self.env.all(k, k in ["
@@ -245,10 +254,24 @@ def _litmus_rules() -> list[CelRule]:
             )
         )
     for name, p in sorted(litmus.param_kinds().items()):
-        if p.pattern is not None:
+        present = f"!has(self.env) || !('{name}' in self.env) || "
+        rules.append(
+            CelRule(
+                rule=present + f"self.env['{name}'].matches(r'{p.pattern}')",
+                message=litmus.value_message(p),
+            )
+        )
+        if p.bounded:
+            value = f"int(self.env['{name}'])"
+            bounds = [f"{value} >= {p.minimum or 0}"]
+            if p.maximum is not None:
+                bounds.append(f"{value} <= {p.maximum}")
             rules.append(
                 CelRule(
-                    rule=f"!has(self.env) || !('{name}' in self.env) || self.env['{name}'].matches(r'{p.pattern}')",
+                    rule=present
+                    + f"!self.env['{name}'].matches(r'{p.pattern}') || ("
+                    + " && ".join(bounds)
+                    + ")",
                     message=litmus.value_message(p),
                 )
             )
@@ -300,7 +323,8 @@ class LitmusFault(ApiModel):
         max_length=253,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="The ServiceAccount Litmus runs the experiment as, in the target namespace; it needs"
-        " the permissions the experiment lists (see docs/litmus.md). Or set provisionServiceAccount.",
+        " the permissions the experiment lists (see docs/litmus.md), and the author must be allowed to"
+        " impersonate it. Or set provisionServiceAccount.",
     )
     provision_service_account: bool = Field(
         default=False,
@@ -311,9 +335,10 @@ class LitmusFault(ApiModel):
     probes: list[dict[str, Any]] = Field(
         default_factory=list,
         max_length=16,
-        description="Litmus probes (k8sProbe, httpProbe, cmdProbe, promProbe), at most 16, passed as they are into the"
-        " ChaosEngine's spec.experiments[0].spec.probe; Litmus validates and runs them. Their outcome is"
-        " Litmus's probeSuccessPercentage, and failed probes make a Fail verdict.",
+        description="Litmus probes (httpProbe, promProbe; cmdProbe and k8sProbe only where every ChaosPolicy"
+        " lists them in litmus.allowedProbeTypes and the author could do what they do), at most 16, passed"
+        " into the ChaosEngine's spec.experiments[0].spec.probe; Litmus validates and runs them. Their"
+        " outcome is Litmus's probeSuccessPercentage, and failed probes make a Fail verdict.",
     )
     job_clean_up_policy: LitmusCleanup = Field(
         default=LitmusCleanup.DELETE,

@@ -161,6 +161,32 @@ class PolicyConcurrency(ApiModel):
     )
 
 
+class LitmusProbeType(StrEnum):
+    """A kind of Litmus probe. cmdProbe runs commands with the chaos ServiceAccount's token (or in a
+    pod of its own), k8sProbe creates and deletes objects: both are powers, allowed only when listed."""
+
+    HTTP = "httpProbe"
+    PROM = "promProbe"
+    CMD = "cmdProbe"
+    K8S = "k8sProbe"
+
+
+DEFAULT_PROBE_TYPES: Final = (LitmusProbeType.HTTP.value, LitmusProbeType.PROM.value)
+
+
+class LitmusPolicy(ApiModel):
+    """What Litmus experiments may do beyond their fault."""
+
+    allowed_probe_types: list[LitmusProbeType] = Field(
+        default_factory=lambda: [LitmusProbeType(t) for t in DEFAULT_PROBE_TYPES],
+        max_length=len(LitmusProbeType),
+        description="Litmus probe types an experiment may use: httpProbe and promProbe by default;"
+        " cmdProbe (commands with the chaos ServiceAccount's token) and k8sProbe (creates and deletes"
+        " objects) only when listed, and then only for authors who could do what the probe does.",
+        json_schema_extra={"default": list(DEFAULT_PROBE_TYPES), "x-kubernetes-list-type": "set"},
+    )
+
+
 class ChaosPolicySpec(ApiModel):
     """The guardrails: where chaos may run, which faults, how much, and when."""
 
@@ -213,6 +239,11 @@ class ChaosPolicySpec(ApiModel):
         description="The longest fault.duration and recovery.timeout a run may have, e.g. 1h:"
         " longer ones are refused at admission and before injecting, and an active run that exceeds"
         " a newly lowered cap is aborted. No cap when omitted.",
+    )
+    litmus: LitmusPolicy = Field(
+        default_factory=LitmusPolicy,
+        description="What Litmus experiments may do beyond their fault (probe types).",
+        json_schema_extra={"default": {}},
     )
 
 

@@ -16,14 +16,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from aftershock.api.experiment import ChaosExperimentSpec, Fault, Recovery, Target
+from aftershock.api.experiment import ChaosExperimentSpec, Fault, LitmusFault, Recovery, Target
+from aftershock.core import litmus_params
 from aftershock.core import policy as core_policy
 from aftershock.core.budget import WorkloadShare, check_shares
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.schedule import ScheduleError, parse_schedule
 from aftershock.core.targets import count_for_mode
 from aftershock.engines.base import Permission
-from aftershock.engines.policy_gate import load_policies
+from aftershock.engines.policy_gate import Policies, load_policies
 from aftershock.engines.registry import REGISTRY, FaultEngine, Registry, UnknownFault, engine_of
 from aftershock.engines.workloads import find_workloads
 from aftershock.kube import Kube
@@ -129,6 +130,8 @@ def check_action(
             raise Refused(duration.message)
     needed = required_permissions(engine, fault, cross_namespace=target_ns != namespace)
     _require_could_do_it(kube, user, target_ns, fault_kind, needed)
+    if fault.litmus is not None:
+        check_litmus(kube, fault.litmus, policies=policies, user=user, target_namespace=target_ns)
     if policies:
         workloads = find_workloads(kube, str(target.kind), target_ns, target.selector.to_json())
         total = sum(w.desired for w in workloads)
@@ -196,3 +199,50 @@ def _require_could_do_it(
                 f" {namespace} with {fault_kind}: an experiment can do no more than its author could do"
                 " directly"
             )
+
+
+def check_litmus(
+    kube: Kube, litmus: LitmusFault, *, policies: Policies, user: Mapping[str, Any], target_namespace: str
+) -> None:
+    """No privilege through Litmus: its probes and its ServiceAccount act with rights of their own.
+
+    Probe types must be allowed by every policy (the defaults without one: fail closed, the
+    run-time gate may not be wired yet); each probe's requests (k8sProbe: the verbs on the resource
+    it names; cmdProbe: a pod in the target namespace) and acting as a named chaosServiceAccount
+    (`impersonate`, as Kubernetes authorizes it) must be the author's own rights."""
+    problem = litmus_params.probe_policy_problem(policies, litmus.probes)
+    if problem is not None:
+        raise Refused(problem)
+    username = str(user.get("username") or "")
+
+    def allowed(access: litmus_params.Access, name: str | None = None) -> bool:
+        return kube.can_i(
+            username,
+            [str(g) for g in user.get("groups") or []],
+            namespace=access.namespace,
+            verb=access.verb,
+            resource=access.resource,
+            group=access.group,
+            subresource=access.subresource,
+            uid=user.get("uid"),
+            extra=user.get("extra"),
+            name=name,
+        )
+
+    account = litmus.chaos_service_account
+    if account is not None and not litmus.provision_service_account:
+        act_as = litmus_params.ACT_AS_ACCOUNT
+        if not allowed(
+            litmus_params.Access(act_as.verb, act_as.group, act_as.resource, target_namespace), account
+        ):
+            raise Refused(litmus_params.account_refusal(username, account, target_namespace))
+    for index, probe in enumerate(litmus.probes):
+        kind = litmus_params.probe_type(probe)
+        if kind == "k8sProbe":
+            malformed = litmus_params.k8s_probe_problem(index, probe)
+            if malformed is not None:
+                raise Refused(malformed)
+        for access in litmus_params.probe_accesses(probe, target_namespace):
+            if not allowed(access):
+                label = litmus_params.probe_label(index, probe)
+                raise Refused(litmus_params.probe_refusal(username, label, kind, access))
