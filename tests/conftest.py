@@ -35,9 +35,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_report_header(config: pytest.Config) -> str:
     from tests.support.litmus.crds import crd_source
 
-    files, real = crd_source()
-    which = "the real ones" if real else "stand-ins written from Litmus's documentation"
-    return f"litmus CRDs: {which} ({', '.join(str(f) for f in files)})"
+    try:
+        files, _ = crd_source()
+    except FileNotFoundError as exc:
+        return f"litmus CRDs: missing ({exc})"
+    return f"litmus CRDs: the real ones ({', '.join(str(f) for f in files)})"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -20,7 +20,8 @@ from tests.support.waiting import wait_for
 SOLO_PREFIX = "t-solo-"
 OPERATOR_NAMESPACE = "aftershock-system"
 WEBHOOK_CONFIG = "aftershock.test"
-# Litmus's reaction times as the operators under test assume them (the test simulator answers in < 1 s)
+# Litmus's reaction times as the operators under test assume them (the real chaos-operator, run
+# locally, takes up a stop or a deletion within a second or two)
 LITMUS_TIMING = {
     "AFTERSHOCK_LITMUS_STOP_SECONDS": "5",
     "AFTERSHOCK_LITMUS_DELETE_SECONDS": "3",
