@@ -44,7 +44,11 @@ def test_the_catalog_has_every_experiment_the_issue_names() -> None:
         ("pod-delete", {"TARGET_PODS": "a"}, ["aftershock chooses the targets"]),
         ("pod-delete", {"CHAOSENGINE": "x"}, ["set by Litmus itself"]),
         ("pod-network-partition", {"POLICY_TYPES": "both"}, ["one of ingress, egress, all"]),
-        ("pod-network-latency", {"DESTINATION_IPS": "10.0.0.1, 10.0.0.2"}, ["comma-separated without spaces"]),
+        (
+            "pod-network-latency",
+            {"DESTINATION_IPS": "10.0.0.1, 10.0.0.2"},
+            ["comma-separated without spaces"],
+        ),
         ("node-taint", {"TAINTS": "chaos=true:NoSchedule"}, []),
         ("pod-chaos-of-my-own", {}, ["not supported"]),
     ],
