@@ -524,7 +524,18 @@ class Kube:
         """Remove one of our kinds' finalizers (see drop_foreign_finalizer)."""
         return self.drop_foreign_finalizer(GROUP, VERSION, PLURALS[kind], obj, finalizer)
 
-    def patch_spec(self, kind: str, namespace: str, name: str, spec: Mapping[str, Any]) -> Obj:
+    def patch_spec(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        spec: Mapping[str, Any],
+        annotations: Mapping[str, str] | None = None,
+    ) -> Obj:
+        """Merge `spec` (and `annotations`, in the same write) into the object."""
+        body: dict[str, Any] = {"spec": dict(spec)}
+        if annotations:
+            body["metadata"] = {"annotations": dict(annotations)}
         try:
             return cast(
                 Obj,
@@ -535,7 +546,7 @@ class Kube:
                     namespace,
                     PLURALS[kind],
                     name,
-                    {"spec": dict(spec)},
+                    body,
                 ),
             )
         except ApiException as exc:

@@ -16,7 +16,13 @@ from tests.support.chaos import Chaos, experiment, our_network_policies, partiti
 from tests.support.cluster import Cluster
 from tests.support.identity import service_account_kubeconfig
 from tests.support.npwatch import PolicyCreations
-from tests.support.operator import OperatorProcess, solo_operator, start_operator
+from tests.support.operator import (
+    REVIEW_KEY_RULE,
+    OperatorProcess,
+    share_review_key,
+    solo_operator,
+    start_operator,
+)
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
 
@@ -202,6 +208,7 @@ OPERATOR_RULES_WITHOUT_NP_DELETE: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]},
+    REVIEW_KEY_RULE,  # its copy of the suite's review key, in this namespace
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["get", "list", "watch"]},
     {
         "apiGroups": ["apps"],
@@ -238,15 +245,13 @@ def test_unrevertable_fault_still_releases_the_finalizer_and_says_so(
     with service_account_kubeconfig(
         api, cluster.kubeconfig, ns, OPERATOR_RULES_WITHOUT_NP_DELETE, tmp_path / "restricted.kubeconfig"
     ) as restricted:
+        share_review_key(api, ns)
         op = start_operator(
             restricted,
             tmp_path / "restricted.log",
-            "--namespace",
+            *("--namespace", ns, "--identity", "restricted", "--sweep-interval", "0"),
+            "--review-key-namespace",
             ns,
-            "--identity",
-            "restricted",
-            "--sweep-interval",
-            "0",
         )
         try:
             chaos.create_experiment(experiment("sticky", app="stuck", fault=partition("5m")))
@@ -294,7 +299,17 @@ def test_rbac_denied_injection_ends_errored_not_retried(
     with service_account_kubeconfig(
         api, cluster.kubeconfig, ns, no_pod_delete, tmp_path / "no-delete.kubeconfig"
     ) as cfg:
-        op = start_operator(cfg, tmp_path / "no-delete.log", "--namespace", ns, "--identity", "no-delete")
+        share_review_key(api, ns)
+        op = start_operator(
+            cfg,
+            tmp_path / "no-delete.log",
+            "--namespace",
+            ns,
+            "--identity",
+            "no-delete",
+            "--review-key-namespace",
+            ns,
+        )
         try:
             chaos.create_experiment(experiment("denied", app="locked"))
             run = wait_for(lambda: chaos.finished_run("denied"), timeout=60, message="the run to end")

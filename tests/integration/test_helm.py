@@ -24,7 +24,7 @@ from kubernetes import client
 from tests.support.chaos import Chaos, experiment, partition
 from tests.support.cluster import Cluster
 from tests.support.net import free_port
-from tests.support.operator import REVIEW_KEY_NAMESPACE, OperatorProcess, start_operator
+from tests.support.operator import OperatorProcess, share_review_key, start_operator
 from tests.support.tools import REPO, bin_dir
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
@@ -114,20 +114,6 @@ def chart_operator_args(api: client.ApiClient, namespace: str, name: str, files:
         "--sweep-interval",
         "2",
     ]
-
-
-def share_review_key(api: client.ApiClient, namespace: str) -> None:
-    """The release's review key is the suite's: here the session operator's webhook (not this
-    release's, which has no pod to serve it) signs what the tests write, with the key in
-    REVIEW_KEY_NAMESPACE; the chart's operator reads its own namespace's copy, as it would its own."""
-    core = client.CoreV1Api(api)
-    source = core.read_namespaced_secret("aftershock-review-key", REVIEW_KEY_NAMESPACE)
-    body = {"metadata": {"name": "aftershock-review-key"}, "type": source.type, "data": source.data}
-    try:
-        core.create_namespaced_secret(namespace, body)
-    except client.ApiException as exc:
-        if exc.status != 409:
-            raise
 
 
 def hook_command(manifests: str, hook: str) -> list[str]:

@@ -806,7 +806,8 @@ def test_with_the_webhook_disabled_nothing_unreviewed_runs(scene: Scene) -> None
     """Issue 12, class 3. The runner may write experiments but may not delete pods. With the webhook
     gone it writes a pod-delete experiment (run once, by the operator), one carrying a review stamp
     copied from the author's experiment, and a run of the author's experiment aimed elsewhere:
-    each run ends Errored (AuthorNotReviewed) and no pod changes. A bare run of a reviewed
+    each run ends Errored (AuthorNotReviewed) and no pod changes; a run posing as a schedule slot
+    ends Errored (PosesAsSlot). A bare run of a reviewed
     experiment still runs. Once the webhook is back, the runner cannot bless its own experiment by
     touching it; the author, who may delete pods, can — and becomes its reviewed author."""
     chaos = Chaos(scene.api, scene.home)
@@ -838,20 +839,33 @@ def test_with_the_webhook_disabled_nothing_unreviewed_runs(scene: Scene) -> None
         runner.create_namespaced_custom_object(
             GROUP, VERSION, scene.home, "chaosruns", _run("bare-dry", {"experiment": "dry"})
         )
+        slot_label = {"aftershock.dev/trigger": "schedule"}
+        runner.create_namespaced_custom_object(
+            GROUP, VERSION, scene.home, "chaosruns", _run("posing-dry", {"experiment": "dry"}, slot_label)
+        )
         once = wait_for(
             lambda: next(iter(chaos.runs("unreviewed")), None), timeout=30, message="the once run"
         )
         expected = {
-            once["metadata"]["name"]: "ChaosExperiment unreviewed was never checked by the admission"
-            " webhook: it carries no review stamp",
-            "copied-now": "ChaosExperiment copied was never checked by the admission webhook: its review"
-            " stamp does not match it",
-            "aimed-elsewhere": "it does more than its experiment (it targets something other than its"
-            " experiment)",
+            once["metadata"]["name"]: (
+                "AuthorNotReviewed",
+                "ChaosExperiment unreviewed was never checked by the admission webhook: it carries no"
+                " review stamp",
+            ),
+            "copied-now": (
+                "AuthorNotReviewed",
+                "ChaosExperiment copied was never checked by the admission webhook: its review stamp"
+                " does not match it",
+            ),
+            "aimed-elsewhere": (
+                "AuthorNotReviewed",
+                "it does more than its experiment (it targets something other than its experiment)",
+            ),
+            "posing-dry": ("PosesAsSlot", "only aftershock creates runs for schedule slots"),
         }
-        for name, text in expected.items():
+        for name, (reason, text) in expected.items():
             status = _ended(chaos, name)
-            assert (status["phase"], status.get("reason")) == ("Errored", "AuthorNotReviewed"), (name, status)
+            assert (status["phase"], status.get("reason")) == ("Errored", reason), (name, status)
             assert text in status["message"], (name, status["message"])
             assert "nothing was injected" in status["message"]
         bare = _ended(chaos, "bare-dry")

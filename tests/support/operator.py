@@ -8,6 +8,7 @@ import subprocess
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tests.support.net import free_port
 from tests.support.tools import REPO
@@ -47,6 +48,14 @@ class OperatorProcess:
 
 
 REVIEW_KEY_NAMESPACE = "aftershock-system"
+REVIEW_KEY = "aftershock-review-key"
+# what an operator needs to read it (the chart grants the same in the release namespace)
+REVIEW_KEY_RULE = {
+    "apiGroups": [""],
+    "resources": ["secrets"],
+    "resourceNames": [REVIEW_KEY],
+    "verbs": ["get"],
+}
 
 
 def start_operator(
@@ -105,3 +114,19 @@ def solo_operator(kubeconfig: Path, logs: Path, namespace: str, identity: str, *
         "2",
         env=env,
     )
+
+
+def share_review_key(api: Any, namespace: str) -> None:
+    """Give `namespace` a copy of the suite's review key, for an operator that may read Secrets
+    only there (the chart's RBAC, or a test's restricted Role) and verifies the stamps the session
+    operator's webhook makes with the key in REVIEW_KEY_NAMESPACE."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(api)
+    source = core.read_namespaced_secret(REVIEW_KEY, REVIEW_KEY_NAMESPACE)
+    body = {"metadata": {"name": REVIEW_KEY}, "type": source.type, "data": source.data}
+    try:
+        core.create_namespaced_secret(namespace, body)
+    except client.ApiException as exc:
+        if exc.status != 409:
+            raise

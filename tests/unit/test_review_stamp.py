@@ -111,3 +111,10 @@ def test_defaults_filled_in_later_do_not_void_a_stamp() -> None:
 def test_the_refusal_says_what_to_do() -> None:
     text = review.refusal("ChaosExperiment e1", "it carries no review stamp")
     assert "nothing was injected" in text and "re-apply" in text
+
+
+def test_at_admission_a_create_stamp_holds_before_the_object_has_a_creation_time() -> None:
+    body = stamped(obj())
+    assert review.verify(KEY, "ChaosExperiment", body, admitting=True).author == "alice"
+    with pytest.raises(review.Unreviewed, match="an unknown time"):
+        review.verify(KEY, "ChaosExperiment", body)

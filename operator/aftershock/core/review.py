@@ -96,8 +96,9 @@ def stamp(key: bytes, kind: str, obj: Mapping[str, Any], author: str, at: dt.dat
     )
 
 
-def verify(key: bytes, kind: str, obj: Mapping[str, Any]) -> Review:
-    """The review this object carries, checked; Unreviewed when it has none that holds for it."""
+def verify(key: bytes, kind: str, obj: Mapping[str, Any], *, admitting: bool = False) -> Review:
+    """The review this object carries, checked; Unreviewed when it has none that holds for it.
+    `admitting`: the object is being created and has no creation time yet (admission)."""
     meta = obj.get("metadata") or {}
     raw = (meta.get("annotations") or {}).get(ANNOTATION)
     if not raw:
@@ -119,6 +120,8 @@ def verify(key: bytes, kind: str, obj: Mapping[str, Any]) -> Review:
             raise Unreviewed("its review stamp was made for another object of the same name")
         return review
     created = parse_time(meta.get("creationTimestamp"))
+    if created is None and admitting:
+        return review
     if created is None or abs(created - review.at) > CREATE_WINDOW:
         raise Unreviewed(
             f"its review stamp was made at {review.at.isoformat()} but the object was created at"

@@ -216,7 +216,8 @@ class RunDriver:
         # given target would gain its defaults, and a frozen spec refuses any change)
         given = {k: v for k, v in dict(obj.get("spec") or {}).items() if v is not None}
         merged = {**full.to_json(), **given}
-        await self.env.io(kube.patch_spec, "ChaosRun", self.namespace, self.name, merged)
+        stamp = review.restamp_filled(self.env.reviews, obj, merged)  # the creator's review carries over
+        await self.env.io(kube.patch_spec, "ChaosRun", self.namespace, self.name, merged, stamp)
 
     async def inject(self, obj: Obj, run: ChaosRun) -> None:
         engine = engine_of(run)

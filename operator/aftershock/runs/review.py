@@ -11,7 +11,7 @@ from __future__ import annotations
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun
 from aftershock.core import review
-from aftershock.core.run_admission import less_safe
+from aftershock.core.run_admission import less_safe, poses_as_slot
 from aftershock.kube import NotFound, Obj, now
 from aftershock.runs.base import Abort, Reviews, RunEnv
 
@@ -40,6 +40,20 @@ def stamp_slot(reviews: Reviews, experiment: Obj, run: Obj, identity: str) -> Ob
     return {**run, "metadata": meta}
 
 
+def restamp_filled(reviews: Reviews, obj: Obj, spec: dict[str, object]) -> dict[str, str]:
+    """The annotation for a run the operator fills in from its experiment: its stamp, re-made
+    over the filled spec for the same author, when the stamp it had holds (else nothing: the run
+    then proves itself through its experiment)."""
+    if reviews.key is None:
+        return {}
+    try:
+        found = review.verify(reviews.key, "ChaosRun", obj)
+    except review.Unreviewed:
+        return {}
+    filled = {**obj, "spec": spec}
+    return {review.ANNOTATION: review.stamp(reviews.key, "ChaosRun", filled, found.author, now())}
+
+
 async def check_run(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str) -> None:
     """Abort (AuthorNotReviewed) unless the run's author, or its experiment's, was checked."""
     reviews = env.reviews
@@ -63,6 +77,13 @@ async def check_run(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str) -> Non
     problem = experiment_problem(reviews, body)
     if problem is not None:
         raise Abort(review.REASON, review.refusal(f"ChaosExperiment {name}", problem))
+    # the operator stamps every slot it makes for a reviewed experiment: an unstamped run that
+    # carries a slot's label or a future slot's name was made by someone else, to suppress or
+    # shift the schedule (the webhook refuses it; this is for when the webhook was not there)
+    labels = obj["metadata"].get("labels") or {}
+    posing = poses_as_slot(run.name, labels, name, now())
+    if posing is not None:
+        raise Abort("PosesAsSlot", f"ChaosRun {run.name}: {posing}; nothing was injected")
     reasons = less_safe(run.spec, ChaosExperiment.from_body(body))
     if reasons:
         raise Abort(
