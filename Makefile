@@ -45,8 +45,8 @@ lint: venv ## ruff, mypy (strict) and the import layers (import-linter)
 	$(VENV_BIN)/mypy
 	$(VENV_BIN)/lint-imports
 
-test: venv tools ## all tests; starts the local cluster when no --kubeconfig is given
-	$(VENV_BIN)/pytest $(PYTEST_ARGS)
+test: venv tools ## all tests (unit tests alongside the integration tests); starts the local cluster when no --kubeconfig is given
+	$(VENV_BIN)/python hack/test.py $(PYTEST_ARGS)
 
 test-unit: venv ## unit tests only (no cluster)
 	$(VENV_BIN)/pytest tests/unit $(PYTEST_ARGS)

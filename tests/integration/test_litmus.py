@@ -280,6 +280,34 @@ def test_missing_litmus_experiment_ends_errored_and_creates_no_engine(
     assert engines(api, namespace) == []
 
 
+def test_a_parameter_the_installed_litmus_version_does_not_define_ends_errored(
+    cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus: ChaosOperator
+) -> None:
+    """Version drift: the namespace's pod-network-latency (as an older hub had it) lacks JITTER, so
+    Litmus would silently run without it; the run ends Errored naming it, and no engine is made."""
+    prepare(cluster, api, namespace)
+    objects = client.CustomObjectsApi(api)
+    installed = objects.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "chaosexperiments", "pod-network-latency"
+    )
+    env = installed["spec"]["definition"]["env"]
+    assert any(e["name"] == "JITTER" for e in env), "the hub's definition has JITTER"
+    installed["spec"]["definition"]["env"] = [e for e in env if e["name"] != "JITTER"]
+    objects.replace_namespaced_custom_object(
+        GROUP, VERSION, namespace, "chaosexperiments", "pod-network-latency", installed
+    )
+    chaos = Chaos(api, namespace)
+    chaos.create_experiment(
+        experiment(
+            "lat", app="shop", fault=litmus_fault("pod-network-latency", NETWORK_LATENCY="300", JITTER="50")
+        )
+    )
+    status = finished(chaos, "lat", timeout=60)["status"]
+    assert status["phase"] == "Errored" and status["reason"] == "LitmusParameterUndefined", status
+    assert "does not define JITTER" in status["message"], status["message"]
+    assert engines(api, namespace) == []
+
+
 def test_missing_chaos_service_account_ends_errored(
     cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus: ChaosOperator
 ) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 from aftershock.api.common import Finding, Severity
 from aftershock.api.experiment import Fault
 from aftershock.api.run import EngineRecord, TargetRecord
-from aftershock.core import litmus
+from aftershock.core import litmus, litmus_params
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label, label_value
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
@@ -174,11 +174,19 @@ class LitmusEngine:
         if missing:
             raise EngineError("LitmusNotInstalled", litmus.crds_install_hint(missing))
         ns = ctx.target_namespace
-        if _get(ctx.kube, EXPERIMENTS, ns, spec.experiment) is None:
+        installed = _get(ctx.kube, EXPERIMENTS, ns, spec.experiment)
+        if installed is None:
             raise EngineError(
                 "LitmusExperimentNotFound",
                 f"the Litmus ChaosExperiment {spec.experiment} does not exist in namespace {ns}:"
                 f" {litmus.experiment_install_hint(spec.experiment, ns)}; nothing was injected",
+            )
+        # version drift: a parameter the installed version does not define would be ignored
+        undefined = litmus_params.undefined_parameters(installed, spec.env or {})
+        if undefined:
+            raise EngineError(
+                litmus_params.UNDEFINED_REASON,
+                litmus_params.undefined_message(spec.experiment, ns, undefined),
             )
         if not spec.provision_service_account and not ctx.kube.service_account_exists(
             ns, spec.service_account
