@@ -788,8 +788,26 @@ def test_provisioning_needs_an_author_who_could_grant_it_directly(
         )
     assert info.value.status == 403
     assert "may not create serviceaccounts" in (info.value.body or ""), info.value.body
-    # with a ServiceAccount of its own naming, the same tenant is admitted (Litmus's rights are Litmus's)
+    # naming an existing ServiceAccount instead needs the right to act as it (Litmus and its probes
+    # act with its rights): refused until the tenant may impersonate it, then admitted
     named = {"duration": "10s", "litmus": {"experiment": "pod-delete", "chaosServiceAccount": SA}}
+    with pytest.raises(ApiException) as info:
+        as_tenant.create_namespaced_custom_object(
+            "aftershock.dev",
+            "v1alpha1",
+            namespace,
+            "chaosexperiments",
+            experiment("named", app="shop", fault=named),
+        )
+    assert info.value.status == 403
+    assert f"may not impersonate serviceaccount {SA}" in (info.value.body or ""), info.value.body
+    impersonate = {
+        "apiGroups": [""],
+        "resources": ["serviceaccounts"],
+        "verbs": ["impersonate"],
+        "resourceNames": [SA],
+    }
+    rbac.patch_namespaced_role("tenant", namespace, {"rules": [*rules, impersonate]})
     created = as_tenant.create_namespaced_custom_object(
         "aftershock.dev",
         "v1alpha1",
