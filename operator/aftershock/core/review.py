@@ -131,13 +131,11 @@ def verify(key: bytes, kind: str, obj: Mapping[str, Any], *, admitting: bool = F
     return review
 
 
-def refusal(what: str, why: str, trust_hint: bool = True) -> str:
+def refusal(what: str, why: str) -> str:
     """The message of a run refused because nobody checked who wrote it."""
-    hint = (
+    return (
+        f"{what} was never checked by the admission webhook: {why}; nothing was injected."
         " With the admission webhook disabled, or failurePolicy Ignore while it was unreachable,"
         " aftershock cannot tell who wrote an object, so it runs nothing unchecked: re-apply it (or"
         " annotate it) with the webhook running, which checks you as its author."
-        if trust_hint
-        else ""
     )
-    return f"{what} was never checked by the admission webhook: {why}; nothing was injected.{hint}"
