@@ -175,6 +175,8 @@ def main() -> int:
                 f"{prefix}-w-*",
                 "--operator-namespace",
                 system,
+                "--review-key-namespace",  # its own, not the test suite's default
+                system,
                 "--webhook-port",
                 str(free_port()),
                 "--webhook-config",
