@@ -135,7 +135,7 @@ def run(
         os.environ["AFTERSHOCK_DEFAULT_POLICY_FILE"] = default_policy_file
     if default_policy_name:
         os.environ["AFTERSHOCK_DEFAULT_POLICY_NAME"] = default_policy_name
-    os.environ["AFTERSHOCK_NAMESPACES"] = ",".join(namespace or [])
+    os.environ["AFTERSHOCK_NAMESPACES"] = "\n".join(namespace or [])
     if operator_namespace:
         os.environ["AFTERSHOCK_OPERATOR_NAMESPACE"] = operator_namespace
     if identity:
@@ -152,7 +152,9 @@ def run(
     if webhook_cert_dir:
         os.environ["AFTERSHOCK_WEBHOOK_CERT_DIR"] = webhook_cert_dir
     import aftershock.handlers
+    from aftershock.handlers import kopf_namespaces
 
+    kopf_namespaces.install()
     if webhook_port:
         import aftershock.handlers.admission  # noqa: F401  (registers the admission webhooks)
     kopf.configure(verbose=verbose)  # configures the root logger once (ours log through it)

@@ -153,7 +153,8 @@ def _operator_first(request: pytest.FixtureRequest) -> None:
 
     Seen once per fresh CI cluster: with a namespace pattern (`!t-solo-*`), kopf did not start
     watching a namespace that existed just before it started, until another namespace event came
-    (~90 s later). Namespaces created while it runs are picked up at once, so it starts first.
+    (~90 s later) — kopf's discovery race, fixed in handlers/kopf_namespaces.py; starting first
+    keeps the suite clear of it should another such race appear.
     """
     if any(item.get_closest_marker("cluster") for item in request.session.items):
         request.getfixturevalue("operator")

@@ -3,6 +3,7 @@ operator's Lease, the run environment, the scheduler and the I/O pools."""
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass, field
@@ -28,6 +29,15 @@ def default_identity() -> str:
         or os.environ.get("POD_NAME")
         or f"{socket.gethostname()}-{os.getpid()}"
     )
+
+
+NAMESPACES_ENV = "AFTERSHOCK_NAMESPACES"
+"""The `--namespace` patterns, one per line (a pattern may itself hold commas)."""
+
+
+@functools.cache
+def namespace_patterns() -> tuple[str, ...]:
+    return tuple(p for p in os.environ.get(NAMESPACES_ENV, "").split("\n") if p)
 
 
 @dataclass

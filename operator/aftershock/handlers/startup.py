@@ -25,7 +25,13 @@ from aftershock.core.naming import FINALIZER
 from aftershock.core.watch_scope import Scope, explicit_namespaces
 from aftershock.engines.default_policy import ensure_default_policy, load_spec
 from aftershock.engines.policy_gate import WATCH
-from aftershock.handlers.context import OperatorContext, default_identity, get_context, set_context
+from aftershock.handlers.context import (
+    OperatorContext,
+    default_identity,
+    get_context,
+    namespace_patterns,
+    set_context,
+)
 from aftershock.handlers.sweeper import Sweeper
 from aftershock.kube import Kube, Obj, RetryPolicy, load_client
 from aftershock.runs.base import Reviews, RunEnv
@@ -76,7 +82,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.networking.error_backoffs = [1, 2, 5, 10]
     kube = Kube(load_client())
     operator_namespace = os.environ.get("AFTERSHOCK_OPERATOR_NAMESPACE") or None
-    scope = explicit_namespaces([n for n in os.environ.get("AFTERSHOCK_NAMESPACES", "").split(",") if n])
+    scope = explicit_namespaces(namespace_patterns())
     identity = default_identity()
     leases = lease_namespace(operator_namespace, scope)
     cache = ClusterCache(kube.api, scope, lease_namespace=leases)
