@@ -54,6 +54,7 @@ from benchmarks.common import (
     operator_log_tail,
     other_operators,
     parallel,
+    parse_samples,
     ready_pod_count,
     report,
     say,
@@ -64,6 +65,7 @@ from benchmarks.common import (
 )
 
 WEBHOOK_SECONDS = "apiserver_admission_webhook_admission_duration_seconds"
+HANDLER_SECONDS = "aftershock_admission_seconds"
 RUN_LABEL = "aftershock.dev/run"
 TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 T = TypeVar("T")
@@ -255,25 +257,47 @@ def main() -> int:
                     raise
                 refusal = str(exc.body)[:300]
 
-            def ours(labels: dict[str, str]) -> bool:
-                return (
-                    labels.get("name") == f"experiments.{webhook_config}"
-                    and labels.get("operation") == "CREATE"
-                )
+            def ours(webhook: str) -> Callable[[dict[str, str]], bool]:
+                def match(labels: dict[str, str]) -> bool:
+                    return (
+                        labels.get("name") == f"{webhook}.{webhook_config}"
+                        and labels.get("operation") == "CREATE"
+                    )
+
+                return match
 
             before = scrape(api, (WEBHOOK_SECONDS,))
+            handled_before = parse_samples(operator.metrics(), (HANDLER_SECONDS,))
             latencies: list[float] = []
             for k in range(args.creates):
                 began = time.perf_counter()
                 create(namespaces[k % len(namespaces)], suspended_experiment(f"new-{k:04d}"))
                 latencies.append(time.perf_counter() - began)
             after = scrape(api, (WEBHOOK_SECONDS,))
-            calls = total(after, f"{WEBHOOK_SECONDS}_count", ours) - total(
-                before, f"{WEBHOOK_SECONDS}_count", ours
-            )
-            spent = total(after, f"{WEBHOOK_SECONDS}_sum", ours) - total(
-                before, f"{WEBHOOK_SECONDS}_sum", ours
-            )
+            handled_after = parse_samples(operator.metrics(), (HANDLER_SECONDS,))
+            by_webhook: dict[str, dict[str, float | int | None]] = {}
+            for webhook in ("review-experiments", "experiments"):  # the order the API server calls them
+                calls = total(after, f"{WEBHOOK_SECONDS}_count", ours(webhook)) - total(
+                    before, f"{WEBHOOK_SECONDS}_count", ours(webhook)
+                )
+                spent = total(after, f"{WEBHOOK_SECONDS}_sum", ours(webhook)) - total(
+                    before, f"{WEBHOOK_SECONDS}_sum", ours(webhook)
+                )
+
+                def handled(labels: dict[str, str], webhook: str = webhook) -> bool:
+                    return labels.get("webhook") == webhook
+
+                n = total(handled_after, f"{HANDLER_SECONDS}_count", handled) - total(
+                    handled_before, f"{HANDLER_SECONDS}_count", handled
+                )
+                inside = total(handled_after, f"{HANDLER_SECONDS}_sum", handled) - total(
+                    handled_before, f"{HANDLER_SECONDS}_sum", handled
+                )
+                by_webhook[webhook] = {
+                    "calls_seen_by_apiserver": int(calls),
+                    "mean_seconds_seen_by_apiserver": round(spent / calls, 4) if calls else None,
+                    "handler_mean_seconds": round(inside / n, 4) if n else None,
+                }
             webhooks = {
                 name: int(after[key] - before.get(key, 0.0))
                 for key in after
@@ -305,8 +329,7 @@ def main() -> int:
                     "active_partitions": active_partitions,
                     "refused_probe": refusal,
                     "create_seconds": summary(latencies),
-                    "webhook_calls_seen_by_apiserver": int(calls),
-                    "webhook_mean_seconds_seen_by_apiserver": round(spent / calls, 4) if calls else None,
+                    "our_webhooks": by_webhook,
                     "create_calls_by_webhook": webhooks,  # every client's: another webhook here adds latency
                 },
                 "kill_switch": kill_switch,

@@ -81,3 +81,11 @@ CACHE_OBJECTS = Gauge(
 def serve(port: int, address: str = "0.0.0.0") -> None:
     """Expose /metrics on a background thread."""
     start_http_server(port, addr=address, registry=REGISTRY)
+ADMISSION = Histogram(
+    "aftershock_admission_seconds",
+    "Time the operator spent answering one admission review, by webhook and answer (allowed,"
+    " refused); the API server adds its TLS and round trip on top.",
+    ["webhook", "answer"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 10),
+    registry=REGISTRY,
+)

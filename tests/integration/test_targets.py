@@ -101,8 +101,15 @@ def test_daemonset_pod_is_deleted_and_replaced(api: client.ApiClient, namespace:
     assert status["targets"][0]["uid"] not in {p.metadata.uid for p in pods_of(api, namespace, "agent")}
 
 
+def _admissions(operator: OperatorProcess, webhook: str, answer: str) -> float:
+    """aftershock_admission_seconds_count for one webhook and answer (0 before the first)."""
+    wanted = f'aftershock_admission_seconds_count{{answer="{answer}",webhook="{webhook}"}} '
+    lines = [line for line in operator.metrics().splitlines() if line.startswith(wanted)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
 def test_target_in_another_namespace_is_refused_and_untouched(
-    api: client.ApiClient, namespace: str, chaos: Chaos
+    api: client.ApiClient, namespace: str, chaos: Chaos, operator: OperatorProcess, cluster: Cluster
 ) -> None:
     core = client.CoreV1Api(api)
     other = f"{namespace}-other"[:63]
@@ -115,10 +122,13 @@ def test_target_in_another_namespace_is_refused_and_untouched(
         before = {p.metadata.uid for p in pods_of(api, other, "victim")}
         body = experiment("elsewhere", app="victim")
         body["spec"]["target"]["namespace"] = other
+        refusals = _admissions(operator, "experiments", "refused")
         with pytest.raises(ApiException) as refused:
             chaos.create_experiment(body)
         assert refused.value.status == 403
         assert "does not allow cross-namespace targets" in json.loads(refused.value.body)["message"]
+        if cluster.local:  # the webhook refused it, and its time is counted
+            assert _admissions(operator, "experiments", "refused") == refusals + 1
         assert chaos.runs() == []
         assert {p.metadata.uid for p in pods_of(api, other, "victim")} == before
     finally:
@@ -134,6 +144,8 @@ def test_operator_exposes_every_documented_metric(operator: OperatorProcess) -> 
         ("aftershock_active_faults", "gauge"),
         ("aftershock_injections_total", "counter"),
         ("aftershock_reconcile_errors_total", "counter"),
+        ("aftershock_api_requests_total", "counter"),
+        ("aftershock_admission_seconds", "histogram"),
     ):
         assert f"# TYPE {name} {kind}" in text, name
 
