@@ -81,6 +81,8 @@ CACHE_OBJECTS = Gauge(
 def serve(port: int, address: str = "0.0.0.0") -> None:
     """Expose /metrics on a background thread."""
     start_http_server(port, addr=address, registry=REGISTRY)
+
+
 ADMISSION = Histogram(
     "aftershock_admission_seconds",
     "Time the operator spent answering one admission review, by webhook and answer (allowed,"

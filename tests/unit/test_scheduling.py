@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -52,6 +53,8 @@ def test_scheduler_ticks_each_experiment_when_due_and_not_on_status_writes() -> 
 
     def tick(body: dict[str, Any]) -> float:
         ticks.append(body["metadata"]["name"])
+        if not body["spec"].get("schedule"):
+            return math.inf  # run once: nothing more until its spec changes
         return 0.05 if body["metadata"]["name"] == "fast" else 3600.0
 
     async def scenario() -> None:
@@ -65,6 +68,7 @@ def test_scheduler_ticks_each_experiment_when_due_and_not_on_status_writes() -> 
                 break
             await asyncio.sleep(0.01)
         scheduler.observe("MODIFIED", _body("slow"))  # status-only: no extra tick
+        scheduler.observe("MODIFIED", _body("unscheduled", schedule=None))  # nor for a run-once one
         scheduler.observe("MODIFIED", _body("slow", generation=2))  # spec change: tick now
         for _ in range(200):
             if ticks.count("slow") >= 2:
@@ -74,13 +78,19 @@ def test_scheduler_ticks_each_experiment_when_due_and_not_on_status_writes() -> 
         seen = ticks.count("fast")
         await asyncio.sleep(0.2)
         assert ticks.count("fast") <= seen + 1  # at most one tick already in flight
-        assert len(scheduler) == 1
+        assert len(scheduler) == 2
+        assert ("ns", "unscheduled") not in scheduler.heap  # no timer for it
+        scheduler.observe("MODIFIED", _body("unscheduled", schedule=None, generation=2))
+        for _ in range(200):
+            if ticks.count("unscheduled") >= 2:
+                break
+            await asyncio.sleep(0.01)
         loop.cancel()
 
     asyncio.run(scenario())
     assert ticks.count("fast") >= 4
     assert ticks.count("slow") == 2
-    assert "unscheduled" not in ticks
+    assert ticks.count("unscheduled") == 2  # created, then its spec changed
 
 
 def test_a_failing_tick_backs_off_instead_of_spinning() -> None:

@@ -5,18 +5,26 @@ the early, friendly copy. It adds what only admission knows: who is asking. The 
 must be able to do the damage directly (SubjectAccessReview), in their own namespace as much as
 in another, so nobody gains power through the operator. What that damage is, each fault's engine declares
 (engines/registry.py); a fault kind without an engine is refused.
+
+Policies and workloads are read from the operator's watch-fed cache when one is given: a LIST on
+the API server waits until its own cache has caught up with etcd (consistent reads), about 60 ms
+right after any write, on every review. The cache may lag a policy or workload written a moment
+ago, so only a clean "yes" is taken from it; a refusal or a warning is confirmed with live reads
+before anyone sees it. A stale "yes" is harmless: the policy gate decides again before injecting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from aftershock.api.experiment import ChaosExperimentSpec, Fault, LitmusFault, Recovery, Target
+from aftershock.cluster.store import CacheUnavailable
 from aftershock.core import litmus_params
 from aftershock.core import policy as core_policy
 from aftershock.core.budget import WorkloadShare, check_shares
@@ -24,10 +32,10 @@ from aftershock.core.safety import effective_target_namespace
 from aftershock.core.schedule import ScheduleError, parse_schedule
 from aftershock.core.targets import count_for_mode
 from aftershock.engines.base import Permission
-from aftershock.engines.policy_gate import Policies, load_policies
+from aftershock.engines.policy_gate import Policies, parse_policies
 from aftershock.engines.registry import REGISTRY, FaultEngine, Registry, UnknownFault, engine_of
 from aftershock.engines.workloads import find_workloads
-from aftershock.kube import Kube
+from aftershock.kube import Kube, Obj
 
 
 class Refused(Exception):
@@ -37,6 +45,27 @@ class Refused(Exception):
 @dataclass
 class Outcome:
     warnings: list[str] = field(default_factory=list)
+
+
+class Reads(Protocol):
+    """Where admission reads policies and workloads (the cache, or the API server)."""
+
+    def policies(self) -> list[Obj]: ...
+
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[Obj]: ...
+
+
+class LiveReads:
+    """Reads straight from the API server."""
+
+    def __init__(self, kube: Kube) -> None:
+        self.kube = kube
+
+    def policies(self) -> list[Obj]:
+        return self.kube.list_policies()
+
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[Obj]:
+        return self.kube.list_workloads(kind, namespace, label_selector)
 
 
 def _describe_validation(exc: ValidationError) -> str:
@@ -52,6 +81,7 @@ def check_experiment(
     operator_namespace: str | None,
     now: dt.datetime,
     registry: Registry = REGISTRY,
+    cached: Reads | None = None,
 ) -> Outcome:
     try:
         spec = ChaosExperimentSpec.model_validate(spec_data)
@@ -73,6 +103,7 @@ def check_experiment(
         runs_now=not spec.schedule and not spec.suspend,
         registry=registry,
         recovery=spec.recovery,
+        cached=cached,
     )
 
 
@@ -88,10 +119,50 @@ def check_action(
     runs_now: bool,
     registry: Registry = REGISTRY,
     recovery: Recovery | None = None,
+    cached: Reads | None = None,
 ) -> Outcome:
     """Refuse what no policy would let run (with the message kubectl shows), warn about what runs
     only later (no policy yet, suspended). `recovery` (None: not given) is checked against the
-    policies' maxDuration, as `fault.duration` is."""
+    policies' maxDuration, as `fault.duration` is. With `cached` reads, a clean answer from them
+    stands; anything else is decided again on live reads."""
+    check = functools.partial(
+        _check_action,
+        kube,
+        target=target,
+        fault=fault,
+        namespace=namespace,
+        user=user,
+        operator_namespace=operator_namespace,
+        now=now,
+        runs_now=runs_now,
+        registry=registry,
+        recovery=recovery,
+    )
+    if cached is not None:
+        try:
+            outcome = check(cached)
+        except (Refused, CacheUnavailable):
+            pass
+        else:
+            if not outcome.warnings:
+                return outcome
+    return check(LiveReads(kube))
+
+
+def _check_action(
+    kube: Kube,
+    reads: Reads,
+    *,
+    target: Target,
+    fault: Fault,
+    namespace: str,
+    user: Mapping[str, Any],
+    operator_namespace: str | None,
+    now: dt.datetime,
+    runs_now: bool,
+    registry: Registry,
+    recovery: Recovery | None,
+) -> Outcome:
     engine = engine_or_refuse(fault, registry)  # first: before anything is looked up
     fault_kind = engine.policy_kind(fault)
     outcome = Outcome()
@@ -99,7 +170,7 @@ def check_action(
     labels = kube.find_namespace_labels(target_ns)
     if labels is None:
         raise Refused(f"target namespace {target_ns} does not exist")
-    policies = load_policies(kube)
+    policies = parse_policies(reads.policies())
     decision = core_policy.check_static(
         policies,
         experiment_namespace=namespace,
@@ -133,7 +204,7 @@ def check_action(
     if fault.litmus is not None:
         check_litmus(kube, fault.litmus, policies=policies, user=user, target_namespace=target_ns)
     if policies:
-        workloads = find_workloads(kube, str(target.kind), target_ns, target.selector.to_json())
+        workloads = find_workloads(reads, str(target.kind), target_ns, target.selector.to_json())
         total = sum(w.desired for w in workloads)
         if not workloads:
             outcome.warnings.append(

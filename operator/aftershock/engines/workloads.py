@@ -13,10 +13,13 @@ from aftershock.core.times import parse_time
 from aftershock.kube import Kube, Obj
 
 
-class WorkloadReads(Protocol):
+class WorkloadLister(Protocol):
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[Obj]: ...
+
+
+class WorkloadReads(WorkloadLister, Protocol):
     """Where workloads and pods are read from: the watch-fed cache in the operator, or the API."""
 
-    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[Obj]: ...
     def list_replicasets(self, namespace: str, label_selector: str) -> list[Obj]: ...
     def list_pods(self, namespace: str, label_selector: str) -> list[Obj]: ...
 
@@ -49,7 +52,7 @@ def workload_from(kind: str, obj: Obj) -> Workload:
 
 
 def find_workloads(
-    kube: WorkloadReads, kind: str, namespace: str, selector: dict[str, Any]
+    kube: WorkloadLister, kind: str, namespace: str, selector: dict[str, Any]
 ) -> list[Workload]:
     objs = kube.list_workloads(kind, namespace, to_label_selector(selector))
     return sorted((workload_from(kind, o) for o in objs), key=lambda w: w.name)

@@ -4,6 +4,6 @@ The admission webhooks (handlers/admission.py) are registered separately, only w
 port is configured: kopf refuses to start with admission handlers but no server.
 """
 
-from aftershock.handlers import experiments, policies, runs, schedules, startup
+from aftershock.handlers import policies, runs, schedules, startup
 
-__all__ = ["experiments", "policies", "runs", "schedules", "startup"]
+__all__ = ["policies", "runs", "schedules", "startup"]

@@ -37,6 +37,7 @@ from aftershock.kube import Kube, NotFound, Obj, now
 from aftershock.metrics import ADMISSION
 from aftershock.runs.base import Reviews
 from aftershock.runs.review import experiment_problem
+from aftershock.runs.view import CachedView
 
 log = logging.getLogger(__name__)
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[None]])
@@ -72,6 +73,12 @@ def _kube() -> Kube:
     return kube
 
 
+def _cached() -> CachedView | None:
+    """Policies and workloads from the watch-fed cache (engines/admission.py says when they count)."""
+    cache = get_context().cache
+    return CachedView(cache) if cache is not None else None
+
+
 def _unchanged_spec(operation: str | None, old: Any, body: kopf.Body) -> bool:
     """Metadata-only updates (finalizers, annotations, labels) are not ours to judge."""
     return (
@@ -91,6 +98,7 @@ async def _check_experiment(body: kopf.Body, namespace: str | None, userinfo: ko
             user=dict(userinfo),
             operator_namespace=get_context().operator_namespace,
             now=now(),
+            cached=_cached(),
         )
     except Refused as exc:
         raise kopf.AdmissionError(str(exc), code=403) from exc
@@ -284,6 +292,7 @@ async def _check_run_author(
             operator_namespace=get_context().operator_namespace,
             now=now(),
             runs_now=True,
+            cached=_cached(),
         )
     except Refused as exc:
         raise kopf.AdmissionError(

@@ -1,6 +1,6 @@
-"""Scheduled experiments feed the one scheduler (scheduling/scheduler.py): every watch event of
-a ChaosExperiment updates its index; the scheduler's loop does the rest. No daemon, no thread and
-no timer per experiment."""
+"""Experiments feed the one scheduler (scheduling/scheduler.py): every watch event of a
+ChaosExperiment updates its index; the scheduler's loop does the rest — slots of scheduled
+experiments, the one run of the others. No daemon, no thread and no timer per experiment."""
 
 from __future__ import annotations
 

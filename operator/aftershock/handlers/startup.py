@@ -32,6 +32,7 @@ from aftershock.handlers.context import (
     namespace_patterns,
     set_context,
 )
+from aftershock.handlers.kopf_storage import NoDiffBase
 from aftershock.handlers.sweeper import Sweeper
 from aftershock.kube import Kube, Obj, RetryPolicy, load_client
 from aftershock.runs.base import Reviews, RunEnv
@@ -70,9 +71,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _sweeper, _guardrails
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    settings.persistence.diffbase_storage = NoDiffBase()
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # a line per probe and review
     settings.posting.level = logging.WARNING  # our own Events describe each transition
     # sync handlers are short now (no daemon holds a thread): a small pool is plenty
     settings.execution.max_workers = int(os.environ.get("AFTERSHOCK_MAX_WORKERS", "16"))

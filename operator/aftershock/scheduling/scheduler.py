@@ -1,10 +1,11 @@
-"""One scheduler for every scheduled experiment: a timer heap and one asyncio loop.
+"""One scheduler for every experiment: a timer heap and one asyncio loop.
 
 Experiment events (create, spec change, delete, and the initial listing on start) update an index
 of experiment bodies; the loop sleeps until the earliest slot, then hands each due experiment's
 tick to a small I/O pool of its own. A suspended or `@yearly` experiment costs an index entry,
-not a thread. A tick returns when it wants to be called again (the next slot), so a quiet
-experiment issues no API request between its slots.
+not a thread. A tick returns when it wants to be called again (the next slot; never, for a
+run-once experiment, until its spec changes), so a quiet experiment issues no API request
+between its slots.
 
 Two operators may both tick the same slot: the run's deterministic name makes the second create
 answer 409, so a slot can never fire twice.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,7 +29,8 @@ from aftershock.scheduling.heap import Key, TimerHeap
 log = logging.getLogger(__name__)
 
 Tick = Callable[[Obj], float]
-"""Plan one experiment (blocking I/O); returns the seconds until it wants to be ticked again."""
+"""Plan one experiment (blocking I/O); returns the seconds until it wants to be ticked again
+(math.inf: only on its next spec change)."""
 
 ERROR_BACKOFF = (2.0, 5.0, 15.0, 30.0, 60.0)
 
@@ -72,14 +75,17 @@ class Scheduler:
     def observe(self, event_type: str | None, body: Obj) -> None:
         """Apply one watch event (must be called on the scheduler's event loop)."""
         key = _key(body)
-        if event_type == "DELETED" or not (body.get("spec") or {}).get("schedule"):
+        if event_type == "DELETED":
             self.bodies.pop(key, None)
             self.heap.remove(key)
             self.failures.pop(key, None)
             return
         old = self.bodies.get(key)
         self.bodies[key] = body
-        if needs_tick(old, body) or (key not in self.heap and key not in self._running):
+        scheduled = bool((body.get("spec") or {}).get("schedule"))
+        # a scheduled experiment always has a next tick; a run-once one only while it fails
+        lost = scheduled and key not in self.heap and key not in self._running
+        if needs_tick(old, body) or lost:
             self.due_now(key)
 
     def due_now(self, key: Key) -> None:
@@ -135,5 +141,7 @@ class Scheduler:
         if key in self._again:
             self._again.discard(key)
             pause = 0.0
+        if math.isinf(pause):
+            return
         self.heap.schedule(key, self.clock() + pause)
         self._poke()

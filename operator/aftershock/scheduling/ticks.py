@@ -1,5 +1,6 @@
-"""One planning pass for one scheduled experiment: ask `core.schedule.plan` what the slot calls
-for, create the run (or the record of a skipped slot), prune history, refresh status.
+"""One planning pass for one experiment. Scheduled: ask `core.schedule.plan` what the slot calls
+for, create the run (or the record of a skipped slot), prune history, refresh status. Run once
+(no schedule): create its one run unless suspended, refresh status.
 
 Nothing is remembered between ticks but the next time to look: the runs and the experiment say
 everything. A slot's run has a deterministic name, so two operators (or one restarted mid-tick)
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from collections.abc import Callable, Mapping
 
 from aftershock import API_VERSION
@@ -34,6 +36,7 @@ from aftershock.kube import Kube, Obj, now
 log = logging.getLogger(__name__)
 IDLE = 3600.0  # no next slot (suspended, or none left): look again in an hour at the latest
 INVALID_RETRY = 300.0
+NEVER = math.inf  # a run-once experiment: only its next spec change (or a restart) ticks it again
 
 
 def new_run(
@@ -87,9 +90,9 @@ def tick(
         return IDLE
     experiment = ChaosExperiment.from_body(body)
     spec = experiment.spec
-    if not spec.schedule:
-        return IDLE
     created = parse_time(meta.get("creationTimestamp")) or now()
+    if not spec.schedule:
+        return run_once(kube, body, experiment, created, read, stamp)
     try:
         schedule = parse_schedule(spec.schedule, spec.time_zone, anchor=created.replace(microsecond=0))
     except ScheduleError as exc:
@@ -148,6 +151,32 @@ def tick(
         return IDLE
     until = (decision.next_slot - now()).total_seconds()
     return max(0.01, until + 0.005)
+
+
+def run_once(
+    kube: Kube,
+    body: Obj,
+    experiment: ChaosExperiment,
+    created: dt.datetime,
+    read: RunsReader | None,
+    stamp: Callable[[Obj, Obj], Obj] | None,
+) -> float:
+    """An experiment without a schedule runs once, unless suspended: its slot is its creation
+    time, so the run's name is fixed and a second attempt (a restart, a spec change, another
+    operator) answers 409 instead of running again."""
+    namespace, name = str(body["metadata"]["namespace"]), experiment.name
+    if experiment.spec.suspend:
+        refresh_experiment_status(kube, namespace, name, read=read)
+        return NEVER
+    run = new_run(experiment, namespace, created, {}, trigger="once")
+    if stamp is not None:
+        run = stamp(body, run)
+    if kube.create("ChaosRun", namespace, run) is not None:
+        kube.post_event(body, "RunCreated", f"created run {run['metadata']['name']}")
+    refresh_experiment_status(
+        kube, namespace, name, extra={"lastScheduleTime": format_time(created)}, read=read
+    )
+    return NEVER
 
 
 def collect_history(
