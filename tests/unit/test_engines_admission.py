@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from aftershock.api.experiment import Fault
+from aftershock.cluster.store import NotSynced
 from aftershock.core.litmus import rules_for
 from aftershock.engines.admission import Refused, check_experiment, engine_or_refuse, required_permissions
 from aftershock.engines.litmus import rule_permissions
@@ -125,3 +126,97 @@ def test_rule_permissions_split_subresources() -> None:
         ("get", "events", None),
         ("create", "events", None),
     }
+
+
+# --- cache for "yes", live reads for anything else ---------------------------------------------
+
+OPT_IN = {"aftershock.dev/chaos": "enabled"}
+POLICY = {
+    "apiVersion": "aftershock.dev/v1alpha1",
+    "kind": "ChaosPolicy",
+    "metadata": {"name": "p"},
+    "spec": {
+        "namespaces": {"selector": {"matchLabels": OPT_IN}},
+        "allowedFaults": ["podDelete"],
+        "blastRadius": {"maxPodsPercent": 100},
+    },
+}
+DEPLOYMENT = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "shop", "namespace": "shop", "uid": "d1", "labels": {"app": "shop"}},
+    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "shop"}}},
+    "status": {"replicas": 2, "readyReplicas": 2},
+}
+
+
+class Cluster:
+    """Live reads: what the API server answers, counted."""
+
+    def __init__(self, policies: list[dict[str, Any]], workloads: list[dict[str, Any]]) -> None:
+        self._policies, self._workloads, self.lists = policies, workloads, 0
+
+    def find_namespace_labels(self, name: str) -> dict[str, str]:
+        return dict(OPT_IN)
+
+    def can_i(self, *_: Any, **__: Any) -> bool:
+        return True
+
+    def list_policies(self) -> list[dict[str, Any]]:
+        self.lists += 1
+        return self._policies
+
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        self.lists += 1
+        return self._workloads
+
+
+class Cached:
+    def __init__(self, policies: list[dict[str, Any]] | None, workloads: list[dict[str, Any]]) -> None:
+        self._policies, self._workloads = policies, workloads
+
+    def policies(self) -> list[dict[str, Any]]:
+        if self._policies is None:
+            raise NotSynced("the cache has not listed ChaosPolicy yet")
+        return self._policies
+
+    def list_workloads(self, kind: str, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        return self._workloads
+
+
+def _admit(live: Cluster, cached: Cached) -> list[str]:
+    return check_experiment(
+        live,  # type: ignore[arg-type]
+        spec({"podDelete": {}}),
+        namespace="shop",
+        user={"username": "alice"},
+        operator_namespace=None,
+        now=NOW,
+        cached=cached,
+    ).warnings
+
+
+def test_a_clean_answer_from_the_cache_asks_the_api_server_for_no_list() -> None:
+    live = Cluster([POLICY], [DEPLOYMENT])
+    assert _admit(live, Cached([POLICY], [DEPLOYMENT])) == []
+    assert live.lists == 0
+
+
+def test_a_policy_or_workload_the_cache_has_not_seen_yet_is_found_live() -> None:
+    live = Cluster([POLICY], [DEPLOYMENT])
+    assert _admit(live, Cached([], [DEPLOYMENT])) == []  # no "no policy" warning: live has one
+    assert _admit(live, Cached([POLICY], [])) == []  # no "nothing matches" warning either
+    assert live.lists == 4
+
+
+def test_a_refusal_from_the_cache_is_decided_again_live() -> None:
+    stale = {**POLICY, "spec": {**POLICY["spec"], "allowedFaults": ["networkPartition"]}}
+    assert _admit(Cluster([POLICY], [DEPLOYMENT]), Cached([stale], [DEPLOYMENT])) == []
+    with pytest.raises(Refused, match="podDelete"):  # and stands when the API server agrees
+        _admit(Cluster([stale], [DEPLOYMENT]), Cached([stale], [DEPLOYMENT]))
+
+
+def test_a_cache_that_cannot_answer_falls_back_to_live_reads() -> None:
+    live = Cluster([POLICY], [DEPLOYMENT])
+    assert _admit(live, Cached(None, [DEPLOYMENT])) == []
+    assert live.lists == 2
