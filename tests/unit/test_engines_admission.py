@@ -202,11 +202,17 @@ def test_a_clean_answer_from_the_cache_asks_the_api_server_for_no_list() -> None
     assert live.lists == 0
 
 
-def test_a_policy_or_workload_the_cache_has_not_seen_yet_is_found_live() -> None:
+def test_a_policy_the_cache_has_not_seen_yet_is_found_live() -> None:
     live = Cluster([POLICY], [DEPLOYMENT])
     assert _admit(live, Cached([], [DEPLOYMENT])) == []  # no "no policy" warning: live has one
-    assert _admit(live, Cached([POLICY], [])) == []  # no "nothing matches" warning either
-    assert live.lists == 4
+    assert live.lists == 2
+
+
+def test_no_workload_matching_yet_is_advice_taken_from_the_cache() -> None:
+    live = Cluster([POLICY], [DEPLOYMENT])
+    warnings = _admit(live, Cached([POLICY], []))
+    assert len(warnings) == 1 and "no Deployment in namespace shop matches" in warnings[0], warnings
+    assert live.lists == 0
 
 
 def test_a_refusal_from_the_cache_is_decided_again_live() -> None:

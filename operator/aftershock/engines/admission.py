@@ -9,8 +9,11 @@ in another, so nobody gains power through the operator. What that damage is, eac
 Policies and workloads are read from the operator's watch-fed cache when one is given: a LIST on
 the API server waits until its own cache has caught up with etcd (consistent reads), about 60 ms
 right after any write, on every review. The cache may lag a policy or workload written a moment
-ago, so only a clean "yes" is taken from it; a refusal or a warning is confirmed with live reads
-before anyone sees it. A stale "yes" is harmless: the policy gate decides again before injecting.
+ago, so a refusal, or a warning that no policy allows the experiment (or it is suspended), is
+confirmed with live reads before anyone sees it. A stale "yes" is harmless: the policy gate
+decides again before injecting. The one answer taken from the cache as it is, is the warning that
+no workload matches the selector *yet* — advice, and usually true (GitOps applies experiments
+before their workloads as often as after).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class Refused(Exception):
 @dataclass
 class Outcome:
     warnings: list[str] = field(default_factory=list)
+    # a warning from the policies (none yet, suspended): confirmed on live reads when it came
+    # from the cache, which may not have seen a policy written a moment ago
+    policy_warning: bool = False
 
 
 class Reads(Protocol):
@@ -123,8 +129,8 @@ def check_action(
 ) -> Outcome:
     """Refuse what no policy would let run (with the message kubectl shows), warn about what runs
     only later (no policy yet, suspended). `recovery` (None: not given) is checked against the
-    policies' maxDuration, as `fault.duration` is. With `cached` reads, a clean answer from them
-    stands; anything else is decided again on live reads."""
+    policies' maxDuration, as `fault.duration` is. With `cached` reads, their answer stands unless
+    it is a refusal or a warning about the policies: those are decided again on live reads."""
     check = functools.partial(
         _check_action,
         kube,
@@ -144,7 +150,7 @@ def check_action(
         except (Refused, CacheUnavailable):
             pass
         else:
-            if not outcome.warnings:
+            if not outcome.policy_warning:
                 return outcome
     return check(LiveReads(kube))
 
@@ -183,8 +189,10 @@ def _check_action(
         # the object may exist (GitOps keeps syncing), but nothing runs: say why, do not refuse
         if decision.reason == "NoChaosPolicy":
             outcome.warnings.append(f"{decision.message} Until then nothing is injected.")
+            outcome.policy_warning = True
         elif decision.reason == "PolicySuspended":
             outcome.warnings.append(f"{decision.message} Runs are skipped while it is suspended.")
+            outcome.policy_warning = True
         else:
             raise Refused(decision.message)
     if runs_now and policies:
