@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Annotated, Any
 
@@ -158,6 +159,11 @@ def run(
     if webhook_port:
         import aftershock.handlers.admission  # noqa: F401  (registers the admission webhooks)
     kopf.configure(verbose=verbose)  # configures the root logger once (ours log through it)
+    if not verbose:
+        # kopf's per-object lines ("Handler ... succeeded") come for every watch event of every
+        # object: thousands a minute at scale, formatted on the event loop. Its warnings and
+        # errors still show; the journal logs every run transition.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if metrics_port:
         metrics.serve(metrics_port, bind)
     kopf.run(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 from typing import Any
 
 import kopf
@@ -63,11 +64,15 @@ def daemon_stop(stopped: kopf.DaemonStopped) -> Stop:
 # finish what it is doing (an abort reverts first, a Litmus stop can take a minute), so it is only
 # signalled, and cancelled only if it has not returned two minutes later
 @kopf.daemon(GROUP, VERSION, "chaosruns", when=_active, cancellation_backoff=120, cancellation_timeout=10)
-async def drive_run(name: str, namespace: str | None, stopped: kopf.DaemonStopped, **_: Any) -> None:
+async def drive_run(
+    name: str, namespace: str | None, body: kopf.Body, stopped: kopf.DaemonStopped, **_: Any
+) -> None:
     assert namespace, "ChaosRun is namespaced"
     await ready()
     try:
-        await RunDriver(get_context().run_env(), namespace, name).drive(daemon_stop(stopped))
+        await RunDriver(get_context().run_env(), namespace, name).drive(
+            daemon_stop(stopped), copy.deepcopy(dict(body))
+        )
     except Exception:
         RECONCILE_ERRORS.labels("ChaosRun", "drive").inc()
         raise

@@ -49,9 +49,12 @@ class RunDriver:
 
     # --- the loop ------------------------------------------------------------------------
 
-    async def drive(self, stop: Stop) -> None:
-        """Advance the run one journaled step at a time until it is terminal or we must stop."""
+    async def drive(self, stop: Stop, seen: Obj | None = None) -> None:
+        """Advance the run one journaled step at a time until it is terminal or we must stop.
+        `seen`: the run as the watch event that started us showed it (saves a GET for a new run)."""
         failures = 0
+        if seen is not None:
+            self.journal.seed(seen)
         while True:
             self.journal.urgent = stop.deleted()
             if self._watching_only(stop):

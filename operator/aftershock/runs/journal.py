@@ -112,6 +112,14 @@ class Journal:
         written, self._written = self._written, None
         return written
 
+    def seed(self, obj: Obj) -> None:
+        """Start from `obj` (what the watch showed) instead of a GET — only for a run nobody has
+        journaled anything in yet: its first step is a preconditioned write, which a stale copy
+        only turns into a Conflict and a re-read. A run with a journal is always read fresh
+        before anything is decided on it."""
+        if phase_of(obj) is None:
+            self._written = obj
+
     def io(self) -> Io:
         return self.env.io_for(self.urgent or self.env.suspended() is not None)
 
