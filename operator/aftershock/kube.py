@@ -953,12 +953,20 @@ class Kube:
 
     # --- events --------------------------------------------------------------------------
 
-    def post_event(self, obj: Mapping[str, Any], reason: str, note: str, type_: str = "Normal") -> None:
-        """Record a Kubernetes Event on one of our objects; failures are logged, never fatal.
-        generateName makes it the one non-idempotent request: repeated only when surely unsent."""
+    def post_event(
+        self,
+        obj: Mapping[str, Any],
+        reason: str,
+        note: str,
+        type_: str = "Normal",
+        at: dt.datetime | None = None,
+    ) -> None:
+        """Record a Kubernetes Event on one of our objects (`at`: when it happened, if it is posted
+        later); failures are logged, never fatal. generateName makes it the one non-idempotent
+        request: repeated only when surely unsent."""
         meta = obj.get("metadata", {})
         namespace = meta.get("namespace") or "default"
-        stamp = now()
+        stamp = at or now()
         event = client.EventsV1Event(
             metadata=client.V1ObjectMeta(
                 generate_name=f"{meta.get('name', 'aftershock')}-", namespace=namespace

@@ -168,3 +168,32 @@ def test_a_claim_is_judged_by_the_lease_it_names_and_never_stolen_when_unreadabl
     assert not ours.holder_is_live("other", None, at)
     # a Lease we may not read: never take the run over
     assert ours.holder_is_live("other", f"secret/{lease_name('other')}", at)
+
+
+def test_follow_ups_run_later_in_order_and_not_for_a_deleted_experiment() -> None:
+    done: list[str] = []
+
+    def tick(body: dict[str, Any]) -> float:
+        return 3600.0
+
+    async def scenario() -> None:
+        scheduler = Scheduler(tick, Io(ThreadPoolExecutor(2)), follow_up_delay=0.1)
+        loop = asyncio.create_task(scheduler.run())
+        await asyncio.sleep(0)
+        scheduler.observe("ADDED", _body("kept"))
+        scheduler.observe("ADDED", _body("gone"))
+        for what in ("kept-1", "kept-2"):
+            scheduler.follow_up(("ns", "kept"), lambda what=what: done.append(what))
+        scheduler.follow_up(("ns", "gone"), lambda: done.append("gone"))
+        await asyncio.sleep(0.03)
+        assert done == []  # not yet: the runs go first
+        scheduler.observe("DELETED", _body("gone"))
+        for _ in range(100):
+            if len(done) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        loop.cancel()
+
+    asyncio.run(scenario())
+    assert done == ["kept-1", "kept-2"]

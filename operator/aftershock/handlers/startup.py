@@ -155,9 +155,20 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     def slot_stamp(experiment: Obj, run: Obj) -> Obj:
         return stamp_slot(reviews, experiment, run, identity)
 
-    context.scheduler = Scheduler(
-        lambda body: tick(kube, body, read=context.runs_of, stamp=slot_stamp), tick_io
-    )
+    def plan(body: Obj) -> float:
+        meta = body["metadata"]
+        key = (str(meta["namespace"]), str(meta["name"]))
+        scheduler = context.scheduler
+        assert scheduler is not None
+        return tick(
+            kube,
+            body,
+            read=context.runs_of,
+            stamp=slot_stamp,
+            follow_up=lambda work: scheduler.follow_up(key, work),
+        )
+
+    context.scheduler = Scheduler(plan, tick_io)
     set_context(context)
     log.info("operator identity: %s (Lease %s/%s)", identity, leases, lease.name)
     configure_webhook(settings)

@@ -34,9 +34,17 @@ CLAIMING_PHASES = frozenset({str(RunPhase.INJECTING), str(RunPhase.OBSERVING), s
 """Phases in which a run holds a claim in the ledger (runs/ledger.py)."""
 NEW_RUN_PHASES = frozenset({RunPhase.PENDING, RunPhase.SKIPPED, RunPhase.ERRORED, RunPhase.ABORTED})
 """Where a run with no phase yet may go: accepted, skipped, refused, or deleted before it began."""
+COURTESY_DELAY = 2.0
+"""Seconds an Event of a run still under way waits before it is posted (with its true time): when
+many slots fire together, their injections go first and the Events follow."""
 
 
 _background: set[asyncio.Task[Any]] = set()
+
+
+async def later(delay: float, work: Awaitable[Any]) -> Any:
+    await asyncio.sleep(delay)
+    return await work
 
 
 def background(work: Awaitable[Any]) -> None:
@@ -201,20 +209,27 @@ class Journal:
             RUNS.labels(fault_kind(run), str(phase), str(new.verdict or ""), str(new.severity or "")).inc()
         log.info("run %s/%s: %s (%s) %s", self.namespace, self.name, phase, reason, message)
         note = f"{reason}: {message}" if reason != str(phase) else message
-        # an Event is a courtesy (the journal is the record): on the way to injecting it is posted
-        # beside the run, not in its way; the last one is awaited, so the story is complete
+        # an Event is a courtesy (the journal is the record): while the run is under way it is
+        # posted a little later, out of the way of other runs' injections; the last one is
+        # awaited, so the story is complete when the driver is done
         event = self.io()(
-            env.kube.post_event, obj, str(phase), note, "Warning" if phase in WARNING_PHASES else "Normal"
+            env.kube.post_event,
+            obj,
+            str(phase),
+            note,
+            "Warning" if phase in WARNING_PHASES else "Normal",
+            at=moment,
         )
         if phase.is_terminal:
             await event
         else:
-            background(event)
+            background(later(COURTESY_DELAY, event))
         if failpoints.armed():
             await self.io()(failpoints.reached, str(phase), self.name)
         # the experiment's status is a view (the journal is the record): Observing lists the run
-        # as active, in the background; the end is awaited, so the summary counts the run when
-        # the driver is done. Not on Pending/Injecting: that refresh would delay the injection
+        # as active, in the background and a little later; the end is awaited, so the summary
+        # counts the run when the driver is done. Not on Pending/Injecting: that refresh would
+        # delay the injection
         if env.on_change is not None and (phase.is_terminal or phase is RunPhase.OBSERVING):
             refresh = env.on_change(self.namespace, run.spec.experiment)
             if phase.is_terminal:
@@ -223,7 +238,7 @@ class Journal:
                 except Exception:
                     log.exception("could not refresh the status of experiment %s", run.spec.experiment)
             else:
-                background(refresh)
+                background(later(COURTESY_DELAY, refresh))
 
     # --- ownership -----------------------------------------------------------------------
 

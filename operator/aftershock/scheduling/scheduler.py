@@ -33,6 +33,9 @@ Tick = Callable[[Obj], float]
 (math.inf: only on its next spec change)."""
 
 ERROR_BACKOFF = (2.0, 5.0, 15.0, 30.0, 60.0)
+FOLLOW_UP_DELAY = 3.0
+"""Seconds a tick's follow-up work (the experiment's status, its Event, history pruning) waits:
+when many slots fire at once, their runs reach the API server first."""
 
 
 def _key(body: Mapping[str, Any]) -> Key:
@@ -53,7 +56,13 @@ def needs_tick(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> bool:
 
 class Scheduler:
     def __init__(
-        self, tick: Tick, io: Io, *, concurrency: int = 16, clock: Callable[[], float] = time.monotonic
+        self,
+        tick: Tick,
+        io: Io,
+        *,
+        concurrency: int = 16,
+        clock: Callable[[], float] = time.monotonic,
+        follow_up_delay: float = FOLLOW_UP_DELAY,
     ) -> None:
         self.tick = tick
         self.io = io
@@ -66,6 +75,9 @@ class Scheduler:
         self._limit = asyncio.Semaphore(concurrency)
         self._wake: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._follow_ups: dict[Key, list[Callable[[], None]]] = {}
+        self.follow_up_delay = follow_up_delay
 
     def __len__(self) -> int:
         return len(self.bodies)
@@ -99,9 +111,41 @@ class Scheduler:
         if self._wake is not None:
             self._wake.set()
 
-    # --- the loop ------------------------------------------------------------------------
+    # --- follow-up work, a little later -------------------------------------------------------
+
+    def follow_up(self, key: Key, work: Callable[[], None]) -> None:
+        """Run `work` (blocking) `follow_up_delay` seconds from now, after any follow-ups of the same
+        experiment queued before it. Thread-safe: ticks call it from their pool."""
+        loop = self._loop
+        if loop is None:
+            work()
+            return
+        loop.call_soon_threadsafe(self._queue_follow_up, key, work)
+
+    def _queue_follow_up(self, key: Key, work: Callable[[], None]) -> None:
+        waiting = key in self._follow_ups
+        self._follow_ups.setdefault(key, []).append(work)
+        if not waiting:
+            task = asyncio.create_task(self._follow_up_later(key), name=f"follow-up {key[0]}/{key[1]}")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _follow_up_later(self, key: Key) -> None:
+        await asyncio.sleep(self.follow_up_delay)
+        for work in self._follow_ups.pop(key, []):
+            if key not in self.bodies:
+                return  # deleted meanwhile: nothing left to describe
+            try:
+                async with self._limit:
+                    await self.io(work)
+            except Exception:
+                RECONCILE_ERRORS.labels("ChaosExperiment", "schedule").inc()
+                log.exception("follow-up for %s/%s failed (the next tick repairs it)", key[0], key[1])
+
+    # --- the loop ----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         while True:
             self._wake.clear()  # before looking: a poke from here on ends the wait below

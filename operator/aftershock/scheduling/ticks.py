@@ -81,9 +81,12 @@ def tick(
     body: Obj,
     read: RunsReader | None = None,
     stamp: Callable[[Obj, Obj], Obj] | None = None,
+    follow_up: Callable[[Callable[[], None]], None] | None = None,
 ) -> float:
     """One planning pass; returns how many seconds until the next one is due. `stamp(experiment,
-    run)` adds the operator's review stamp to a slot it creates (runs/review.py)."""
+    run)` adds the operator's review stamp to a slot it creates (runs/review.py). `follow_up(work)`
+    runs what only describes a started slot (its Event, history pruning, the experiment's status)
+    a little later, so that when many slots fire at once their runs go first (None: at once)."""
     meta = body["metadata"]
     namespace, name = str(meta["namespace"]), str(meta["name"])
     if meta.get("deletionTimestamp"):
@@ -137,16 +140,29 @@ def tick(
         run = new_run(experiment, namespace, decision.slot, annotations, finalized=True)
         if stamp is not None and decision.action is Action.START:
             run = stamp(body, run)
-        if kube.create("ChaosRun", namespace, run) is not None:
-            kube.post_event(
-                body, "RunCreated" if decision.action is Action.START else "SlotSkipped", decision.message
-            )
+        created_at = now()
+        announce = kube.create("ChaosRun", namespace, run) is not None
+        reason = "RunCreated" if decision.action is Action.START else "SlotSkipped"
+        if announce and (follow_up is None or decision.action is not Action.START):
+            kube.post_event(body, reason, decision.message)
+            announce = False  # told
         extra["lastScheduleTime"] = format_time(decision.slot)
+    else:
+        announce, reason, created_at = False, "", now()
     extra["nextScheduleTime"] = format_time(decision.next_slot) if decision.next_slot else None
-    collect_history(
-        kube, namespace, name, runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
-    )
-    refresh_experiment_status(kube, namespace, name, extra=extra, suspended=spec.suspend, read=read)
+
+    def describe() -> None:
+        if announce:
+            kube.post_event(body, reason, decision.message, at=created_at)
+        collect_history(
+            kube, namespace, name, runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
+        )
+        refresh_experiment_status(kube, namespace, name, extra=extra, suspended=spec.suspend, read=read)
+
+    if follow_up is not None and decision.action is Action.START:
+        follow_up(describe)
+    else:
+        describe()
     if decision.next_slot is None:
         return IDLE
     until = (decision.next_slot - now()).total_seconds()
