@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aftershock.api.policy import ChaosPolicySpec
+from aftershock.core import litmus_params
 from aftershock.core import policy as core_policy
 from aftershock.core.selectors import matches
 from aftershock.core.times import parse_time
@@ -57,9 +58,11 @@ def check_before_injecting(
     now: dt.datetime,
     fault_duration: dt.timedelta | None = None,
     recovery_timeout: dt.timedelta | None = None,
+    litmus_probes: Sequence[Mapping[str, Any]] = (),
 ) -> core_policy.Decision:
     """Everything but the blast radius: namespace, fault, suspension, time, maxDuration (of the
-    given fault.duration and recovery.timeout), concurrency.
+    given fault.duration and recovery.timeout), the Litmus probe types the policies allow now
+    (admission checked them against the policies of that moment), concurrency.
 
     The caller gathers the facts (from the watch-fed cache: policies and the active runs of the
     namespaces this operator watches), so that this costs no API call per run."""
@@ -85,6 +88,9 @@ def check_before_injecting(
     )
     if not decision.allowed:
         return decision
+    probes = litmus_params.probe_policy_problem(policies, litmus_probes) if litmus_probes else None
+    if probes is not None:
+        return core_policy.Decision(False, "ProbeTypeNotAllowed", probes, None)
     active = [
         r
         for r in active_runs

@@ -142,6 +142,7 @@ async def policy_check(
         now=env.clock(),
         fault_duration=run.spec.fault.duration_delta if run.spec.fault else None,
         recovery_timeout=run.spec.recovery.timeout_delta if run.spec.recovery else None,
+        litmus_probes=run.spec.fault.litmus.probes if run.spec.fault and run.spec.fault.litmus else (),
     )
     return decision, policies
 
