@@ -45,7 +45,7 @@ from tests.support.litmus.objects import Litmus
 from tests.support.litmus.processes import Binaries, ChaosOperator, LitmusPrograms, litmus_executor
 from tests.support.operator import OperatorProcess, start_operator
 from tests.support.pod_executor import PodExecutor
-from tests.support.policies import OPT_IN, extra_policy
+from tests.support.policies import OPT_IN, apply_policy, extra_policy, permissive
 from tests.support.waiting import wait_for
 from tests.support.workloads import deployment, ready_pods
 
@@ -726,6 +726,65 @@ def test_policy_applies_to_litmus_and_node_experiments_are_node_faults(
         status = finished(chaos, "hog", timeout=60)["status"]
     assert status["phase"] == "Skipped" and status["reason"] == "BlastRadiusExceeded", status
     assert no_nodes in status["message"] and "node" in status["message"]
+    assert engines(api, namespace) == []
+
+
+def test_a_probe_type_a_policy_stopped_allowing_skips_the_run(
+    cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess, litmus: ChaosOperator
+) -> None:
+    """Admission judged the probes on the policies of that moment; the gate judges them again
+    before every run: once a policy no longer lists k8sProbe, the next run is Skipped with the
+    reason and no engine is made."""
+    prepare(cluster, api, namespace)
+    chaos = Chaos(api, namespace)
+    probe = {
+        "name": "peers-present",
+        "type": "k8sProbe",
+        "mode": "EOT",
+        "runProperties": {"probeTimeout": "5s", "interval": "2s", "retry": 1},
+        "k8sProbe/inputs": {
+            "version": "v1",
+            "resource": "pods",
+            "namespace": namespace,
+            "labelSelector": "app=shop",
+            "operation": "present",
+        },
+    }
+    fault = litmus_fault("pod-delete")
+    fault["litmus"]["probes"] = [probe]
+    suite = permissive()
+    suite["spec"]["litmus"] = {"allowedProbeTypes": ["httpProbe", "promProbe", "k8sProbe"]}
+    apply_policy(api, suite)
+    try:
+        # scheduled a year out: only the run made by hand below comes to the gate
+        chaos.create_experiment(
+            experiment("probed", app="shop", fault=fault, extra_spec={"schedule": "@yearly"})
+        )
+        with extra_policy(api, litmus={"allowedProbeTypes": ["httpProbe"]}) as stricter:
+            chaos.objects.create_namespaced_custom_object(
+                "aftershock.dev",
+                "v1alpha1",
+                namespace,
+                "chaosruns",
+                {
+                    "apiVersion": "aftershock.dev/v1alpha1",
+                    "kind": "ChaosRun",
+                    "metadata": {"name": "probed-now"},
+                    "spec": {"experiment": "probed"},
+                },
+            )
+            status = wait_for(
+                lambda: (
+                    (s := chaos.get("chaosruns", "probed-now").get("status") or {}).get("completionTime")
+                    and s
+                ),
+                timeout=60,
+                message="the run decided",
+            )
+    finally:
+        apply_policy(api, permissive())
+    assert status["phase"] == "Skipped" and status["reason"] == "ProbeTypeNotAllowed", status
+    assert "peers-present" in status["message"] and stricter in status["message"], status["message"]
     assert engines(api, namespace) == []
 
 

@@ -165,3 +165,96 @@ def test_provisioned_rbac_of_someone_else_ends_the_run() -> None:
     assert error.value.reason == ARTIFACT_NAME_TAKEN
     ours = {"metadata": {"labels": {"app.kubernetes.io/managed-by": "aftershock"}}}
     _provision(FakeKube({("Role", "aftershock-litmus-pod-delete"): ours}), body)  # type: ignore[arg-type]
+
+
+# --- exact scope: experiments Litmus runs on a label ------------------------------------------
+
+
+class MarkingKube(FakeKube):
+    """Records pod label patches (UID-preconditioned) and answers which pods carry a label."""
+
+    def __init__(self, gone: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        super().__init__({})
+        self.gone = gone
+        self.labels: dict[str, dict[str, str]] = {}
+
+    def patch_pod_labels(self, namespace: str, name: str, uid: str | None, labels: dict[str, Any]) -> bool:
+        if name in self.gone:
+            return False
+        current = self.labels.setdefault(name, {})
+        for key, value in labels.items():
+            if value is None:
+                current.pop(key, None)
+            else:
+                current[key] = value
+        return True
+
+    def list_pods_in(self, scope: Any, selector: str) -> list[dict[str, Any]]:
+        key, _, value = selector.partition("=")
+        return [
+            {"metadata": {"namespace": "shop", "name": n, "uid": f"uid-{n}"}}
+            for n, labels in self.labels.items()
+            if labels.get(key) == value
+        ]
+
+    def create_foreign(self, group: str, version: str, plural: str, namespace: str, body: Any) -> bool:
+        self.writes.append(("create", body["metadata"]["name"]))
+        self.objects[(plural, body["metadata"]["name"])] = body
+        return True
+
+    def delete_foreign(
+        self, group: str, version: str, plural: str, namespace: str, name: str, uid: Any = None
+    ) -> bool:
+        self.writes.append(("delete", name))
+        return self.objects.pop((plural, name), None) is not None
+
+
+def _partition_context(kube: FakeKube, experiment: str = "pod-network-partition") -> Any:
+    from aftershock.api.experiment import Target
+    from aftershock.api.run import TargetRecord
+
+    fault = Fault.model_validate(
+        {"duration": "30s", "litmus": {"experiment": experiment, "chaosServiceAccount": "sa"}}
+    )
+    return InjectContext(
+        kube=kube,  # type: ignore[arg-type]
+        run_name="cut-1766131200",
+        run_namespace="shop",
+        run_uid=RUN,
+        fault=fault,
+        target_namespace="shop",
+        target=Target.model_validate({"kind": "Deployment", "selector": {"matchLabels": {"app": "shop"}}}),
+        targets=tuple(
+            TargetRecord.model_validate({"kind": "Pod", "namespace": "shop", "name": n, "uid": f"uid-{n}"})
+            for n in ("shop-a", "shop-b")
+        ),
+    )
+
+
+def test_a_label_selected_litmus_experiment_hits_only_the_runs_marked_pods() -> None:
+    kube = MarkingKube()
+    ctx = _partition_context(kube)
+    LitmusEngine().inject(ctx, ctx.targets[0])
+    engine = kube.objects[("chaosengines", "cut-1766131200")]
+    assert engine["spec"]["appinfo"]["applabel"] == f"{LABEL_RUN}={RUN}"  # not app=shop: every pod
+    assert {n for n, labels in kube.labels.items() if labels.get(LABEL_RUN) == RUN} == {"shop-a", "shop-b"}
+    assert ("patch", "", "pods") in {(p.verb, p.group, p.resource) for p in LitmusEngine().damage(ctx.fault)}
+    LitmusEngine().revert(ctx)
+    assert all(LABEL_RUN not in labels for labels in kube.labels.values())
+
+
+def test_a_label_selected_experiment_whose_pods_are_all_gone_injects_nothing() -> None:
+    kube = MarkingKube(gone={"shop-a", "shop-b"})
+    ctx = _partition_context(kube)
+    with pytest.raises(EngineError) as error:
+        LitmusEngine().inject(ctx, ctx.targets[0])
+    assert error.value.reason == "TargetsGone" and kube.writes == []
+
+
+def test_an_experiment_on_target_pods_keeps_the_workload_label_and_marks_nothing() -> None:
+    kube = MarkingKube()
+    ctx = _partition_context(kube, "pod-delete")
+    LitmusEngine().inject(ctx, ctx.targets[0])
+    engine = kube.objects[("chaosengines", "cut-1766131200")]
+    assert engine["spec"]["appinfo"]["applabel"] == "app=shop"
+    assert kube.labels == {}

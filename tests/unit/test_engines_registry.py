@@ -15,6 +15,7 @@ from aftershock.core import litmus as core_litmus
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
 from aftershock.engines.base import ArtifactFinder, EngineError, Permission, TargetUnit
 from aftershock.engines.litmus import LitmusEngine
+from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
 from aftershock.engines.registry import (
     REGISTRY,
@@ -178,8 +179,10 @@ def test_every_sustained_kind_declares_how_its_artifacts_are_found_and_removed()
 
 
 def test_artifact_finders_are_taken_once_per_kind() -> None:
-    twice = build([PodDeleteEngine(), LitmusEngine()])
-    assert [f.kind for f in artifact_finders(twice)] == ["ChaosEngine"]
+    # both mark pods with the run's label (Litmus for its label-selected experiments)
+    twice = build([NetworkPartitionEngine(), LitmusEngine()])
+    assert [f.kind for f in artifact_finders(twice)] == ["NetworkPolicy", "PodLabel", "ChaosEngine"]
+    assert [f.kind for f in artifact_finders(build([PodDeleteEngine()]))] == []
 
 
 def test_found_objects_become_sweeper_artifacts_and_unlabelled_ones_are_skipped() -> None:

@@ -147,6 +147,9 @@ class Experiment:
     summary: str
     node_env: str | None = None  # TARGET_NODE (one node) or TARGET_NODES (a list), node experiments
     helper: bool = True  # runs a privileged helper pod next to the target (network, stress, runtime)
+    # Litmus picks its pods by the engine's app label, not TARGET_PODS (pod-network-partition's
+    # NetworkPolicy selects that label): the run marks its chosen pods and names its own label
+    label_selected: bool = False
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -362,6 +365,7 @@ def _experiments() -> tuple[Experiment, ...]:
             ),
             "cuts the target pods off with a Litmus-made NetworkPolicy",
             helper=False,
+            label_selected=True,
         ),
         Experiment(
             "pod-dns-error",

@@ -28,6 +28,7 @@ from aftershock.core import litmus, litmus_params
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label, label_value
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
+from aftershock.engines import pod_marks
 from aftershock.engines.base import (
     ARTIFACT_NAME_TAKEN,
     ArtifactFinder,
@@ -103,6 +104,7 @@ CHAOS_ENGINES = ArtifactFinder(
 # able to start Litmus there; a node experiment also changes nodes, which are cluster-wide
 _START_LITMUS = Permission("create", "litmuschaos.io", "chaosengines")
 _CHANGE_NODES = Permission("patch", "", "nodes", namespaced=False)
+_MARK_PODS = Permission("patch", "", "pods")
 # granting a ServiceAccount permissions is a power of its own: only for who could do it directly
 _PROVISIONING = (
     Permission("create", "", "serviceaccounts"),
@@ -132,14 +134,18 @@ class LitmusEngine:
     kind = "litmus"
     sustained = True
     self_timed = True
-    artifacts = (CHAOS_ENGINES,)
+    artifacts = (CHAOS_ENGINES, pod_marks.POD_LABELS)
 
     def policy_kind(self, fault: Fault) -> str:
         """A policy names Litmus's node experiments litmusNode (allowed only when listed)."""
         return "litmusNode" if _is_node_experiment(fault) else "litmus"
 
     def damage(self, fault: Fault) -> tuple[Permission, ...]:
-        return (_START_LITMUS, _CHANGE_NODES) if _is_node_experiment(fault) else (_START_LITMUS,)
+        if _is_node_experiment(fault):
+            return (_START_LITMUS, _CHANGE_NODES)
+        if fault.litmus is not None and fault.litmus.catalog.label_selected:
+            return (_START_LITMUS, _MARK_PODS)  # the run labels the pods Litmus is to hit
+        return (_START_LITMUS,)
 
     def grants(self, fault: Fault) -> tuple[Permission, ...]:
         """Provisioning creates a ServiceAccount, a Role and a RoleBinding: the author must be allowed
@@ -222,7 +228,10 @@ class LitmusEngine:
             duration_seconds=max(1, int(duration.total_seconds())),
             service_account=spec.service_account,
             app_kind=str(ctx.target.kind),
-            app_label=ctx.target.selector.to_query(),
+            # a label-selected experiment hits what carries the label: only the run's marked pods
+            app_label=pod_marks.selector(ctx.run_uid)
+            if spec.catalog.label_selected
+            else ctx.target.selector.to_query(),
             target_pods=pods,
             target_nodes=nodes,
             job_cleanup=str(spec.job_clean_up_policy),
@@ -246,6 +255,14 @@ class LitmusEngine:
         if ctx.fault.litmus.provision_service_account:
             for obj in litmus.provisioned_objects(ctx.fault.litmus.experiment, ns, PROVISIONED_LABELS):
                 _provision(ctx.kube, obj)
+        if ctx.fault.litmus.catalog.label_selected:  # marked before Litmus looks for them
+            marked = pod_marks.mark_all(ctx.kube, ctx.targets, ctx.run_uid, ctx.run_namespace)
+            if not marked:
+                raise EngineError(
+                    "TargetsGone",
+                    "every chosen pod was gone or replaced before it could be marked for Litmus;"
+                    " nothing was injected",
+                )
         name = self.engine_name(ctx)
         manifest = litmus.engine_manifest(self.request(ctx))
         created = create_owned(
@@ -371,6 +388,8 @@ class LitmusEngine:
         if result is not None and _result_ours(result, engine, ctx.run_uid):
             uid = result["metadata"].get("uid")
             kube.delete_foreign(litmus.GROUP, litmus.VERSION, RESULTS, ns, result_name, uid=uid)
+        if ctx.fault.litmus.catalog.label_selected:
+            pod_marks.unmark_run(kube, ctx.run_uid, ns)  # after the engine: Litmus has let go
         return notes
 
     def _release_stuck(

@@ -23,11 +23,11 @@ from aftershock.api.run import TargetRecord
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, label_value, run_artifact_name
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
+from aftershock.engines import pod_marks
 from aftershock.engines.base import ArtifactFinder, InjectContext, Native, Permission, create_owned
 from aftershock.kube import Kube, Obj, now
 
 LABEL_RUN_NAME = "aftershock.dev/run-name"
-UNMARK: dict[str, str | None] = {LABEL_RUN: None, LABEL_RUN_NAMESPACE: None}
 
 
 def policy_name(run_name: str, run_namespace: str, target_namespace: str) -> str:
@@ -75,26 +75,11 @@ def _remove_policy(kube: Kube, artifact: Artifact) -> None:
     kube.delete_network_policy(artifact.namespace, artifact.name)
 
 
-def _find_marked_pods(kube: Kube, scope: Scope) -> list[Obj]:
-    return kube.list_pods_in(scope, LABEL_RUN)
-
-
-def _unmark_pod(kube: Kube, artifact: Artifact) -> None:
-    kube.patch_pod_labels(artifact.namespace, artifact.name, None, UNMARK)
-
-
 NETWORK_POLICIES = ArtifactFinder(
     kind="NetworkPolicy",
     find=_find_policies,
     remove=_remove_policy,
     by_hand="kubectl delete networkpolicy --all-namespaces -l aftershock.dev/run={uid}",
-)
-POD_LABELS = ArtifactFinder(
-    kind="PodLabel",
-    find=_find_marked_pods,
-    remove=_unmark_pod,
-    by_hand="kubectl label pod --all-namespaces -l aftershock.dev/run={uid}"
-    " aftershock.dev/run- aftershock.dev/run-namespace-",
 )
 
 
@@ -106,17 +91,13 @@ def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> 
         meta = policy["metadata"]
         if kube.delete_network_policy(meta["namespace"], meta["name"], meta.get("uid")):
             changed += 1
-    for pod in kube.list_pods_in(scope, f"{LABEL_RUN}={run_uid}"):
-        meta = pod["metadata"]
-        if kube.patch_pod_labels(meta["namespace"], meta["name"], meta["uid"], UNMARK):
-            changed += 1
-    return changed
+    return changed + pod_marks.unmark_run(kube, run_uid, namespace)
 
 
 class NetworkPartitionEngine(Native):
     kind = "networkPartition"
     sustained = True
-    artifacts = (NETWORK_POLICIES, POD_LABELS)
+    artifacts = (NETWORK_POLICIES, pod_marks.POD_LABELS)
 
     def damage(self, fault: Fault) -> tuple[Permission, ...]:
         return (
@@ -140,13 +121,7 @@ class NetworkPartitionEngine(Native):
             f"a NetworkPolicy named {name} in namespace {ctx.target_namespace}",
         )
         stamp = now()
-        marked = ctx.kube.patch_pod_labels(
-            target.namespace,
-            target.name,
-            target.uid,
-            {LABEL_RUN: ctx.run_uid, LABEL_RUN_NAMESPACE: ctx.run_namespace},
-        )
-        return stamp if marked else None
+        return stamp if pod_marks.mark(ctx.kube, target, ctx.run_uid, ctx.run_namespace) else None
 
     def revert(self, ctx: InjectContext) -> Sequence[Finding]:
         remove_artifacts(ctx.kube, ctx.run_uid, ctx.target_namespace)
