@@ -18,6 +18,7 @@ import contextlib
 import http.server
 import signal
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from tests.support.litmus.crds import (
 )
 from tests.support.litmus.objects import Litmus
 from tests.support.litmus.processes import Binaries, ChaosOperator, LitmusPrograms, litmus_executor
-from tests.support.operator import OperatorProcess, start_operator
+from tests.support.operator import OperatorProcess, solo_operator, start_operator
 from tests.support.pod_executor import PodExecutor
 from tests.support.policies import OPT_IN, apply_policy, extra_policy, permissive
 from tests.support.waiting import wait_for
@@ -326,12 +327,52 @@ def test_missing_chaos_service_account_ends_errored(
 # four runs share nothing, so the module starts them at once and each test asserts its own.
 
 
+class PartitionPolicies:
+    """NetworkPolicies made in a namespace, from a watch: for each, its pod selector and the pods
+    that selector matched when it appeared (Litmus deletes its policy when the chaos ends)."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.net, self.core = client.NetworkingV1Api(api), client.CoreV1Api(api)
+        self.namespace = namespace
+        self.seen: list[tuple[dict[str, str], set[str]]] = []
+        self._watch = watch.Watch()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):
+            version = self.net.list_namespaced_network_policy(self.namespace).metadata.resource_version
+            self._ready.set()
+            for event in self._watch.stream(
+                self.net.list_namespaced_network_policy,
+                self.namespace,
+                resource_version=version,
+                timeout_seconds=600,
+            ):
+                if event["type"] != "ADDED":
+                    continue
+                labels = dict(event["object"].spec.pod_selector.match_labels or {})
+                selector = ",".join(f"{k}={v}" for k, v in labels.items())
+                pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+                self.seen.append((labels, {p.metadata.name for p in pods}))
+        self._ready.set()
+
+    def __enter__(self) -> PartitionPolicies:
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.stop()
+
+
 @dataclass
 class Started:
     namespace: str
     chaos: Chaos
     before: dict[str, str]  # the workload's pods (name → uid) before the run
     events: EngineEvents | None = None
+    policies: PartitionPolicies | None = None
 
 
 @pytest.fixture(scope="module")
@@ -363,6 +404,7 @@ def concurrent_runs(
         started.before = {p.metadata.name: p.metadata.uid for p in ready_pods(api, started.namespace, "shop")}
     programs.helper_modes[made["error"].namespace] = "fail"
     one_engine = EngineEvents(api, made["delete"].namespace).__enter__()
+    made["provision"].policies = PartitionPolicies(api, made["provision"].namespace).__enter__()
     endpoints = http_endpoints()
     base = endpoints.__enter__()
 
@@ -401,6 +443,7 @@ def concurrent_runs(
     finally:
         endpoints.__exit__(None, None, None)
         one_engine.__exit__()
+        made["provision"].policies.__exit__()
         for started in made.values():
             core.delete_namespace(started.namespace, propagation_policy="Background")
 
@@ -484,7 +527,7 @@ def test_litmus_error_ends_errored_with_its_error_output(
     assert engines(api, started.namespace) == []
 
 
-def test_provisioned_service_account_has_what_the_experiment_needs(
+def test_provisioned_partition_hits_only_the_chosen_pod_with_what_the_experiment_needs(
     api: client.ApiClient, concurrent_runs: dict[str, Started], logs_of: list[str]
 ) -> None:
     from aftershock.core import litmus as core_litmus
@@ -495,6 +538,13 @@ def test_provisioned_service_account_has_what_the_experiment_needs(
     run = finished(started.chaos, "cut")
     status = run["status"]
     assert status["phase"] == "Completed" and status["engine"]["verdict"] == "Pass", status
+    # exact scope: Litmus's policy selected the run's mark, which only the one chosen pod carried
+    # (with the workload's label it would have cut off all three); the mark is gone afterwards
+    (target,) = status["targets"]
+    assert started.policies is not None
+    assert started.policies.seen == [({"aftershock.dev/run": run["metadata"]["uid"]}, {target["name"]})]
+    marked = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="aftershock.dev/run").items
+    assert marked == [], [p.metadata.name for p in marked]
     name = "aftershock-litmus-pod-network-partition"
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     assert (
@@ -944,6 +994,55 @@ def test_the_kill_switch_stops_a_running_engine(
     assert engines(api, namespace) == []
     assert any(e[1] == "stop" and e[2] == "initialized" for e in seen.events), seen.events
     assert any(e[2] == "stopped" for e in seen.events), "Litmus confirmed the stop"
+
+
+def test_an_abort_waits_on_a_hung_litmus_for_seconds_not_minutes(
+    cluster: Cluster,
+    api: client.ApiClient,
+    solo_namespace: str,
+    tmp_path: Path,
+    litmus: ChaosOperator,
+    executor: tuple[PodExecutor, LitmusPrograms],
+) -> None:
+    """The kill-switch promise holds when Litmus hangs: an operator at the default waits (60 s for
+    Litmus to confirm a stop, 15 s to release its finalizer — the suite's own operator runs with
+    shorter ones) aborts a run whose engine Litmus took up and then stopped answering within the
+    abort budget (ABORT_WAIT_SECONDS of waiting, about 10 s in all), not in 75 s; the forced
+    finalizer removal names the Litmus pods aftershock cannot label."""
+    ns = solo_namespace
+    prepare(cluster, api, ns)
+    executor[1].helper_mode = "hang"
+    op = solo_operator(cluster.kubeconfig, tmp_path, ns, "abort-budget")
+    try:
+        chaos = Chaos(api, ns)
+        chaos.create_experiment(
+            experiment(
+                "dup",
+                app="shop",
+                fault=litmus_fault("pod-network-duplication", duration="10m"),
+                timeout="10m",
+            )
+        )
+        wait_for(
+            lambda: any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("dup")),
+            timeout=60,
+            message="the run observing",
+        )
+        Litmus(api, ns).engine_when(chaos.runs("dup")[0]["metadata"]["name"], "initialized")
+        litmus.stop()  # hung: it will neither confirm the stop nor release its finalizer
+        began = time.monotonic()
+        with extra_policy(api, suspend=True):
+            status = finished(chaos, "dup", timeout=120)["status"]
+        took = time.monotonic() - began
+    finally:
+        op.stop()
+    print(f"abort with Litmus hung: {took:.1f} s from the policy's suspension to Aborted")
+    assert status["phase"] == "Aborted" and status["reason"] == "PolicySuspended", status
+    # the default waits alone would be 75 s; the budget is 8 s of waiting plus API calls
+    assert took < 30, f"the abort took {took:.0f} s"
+    (released,) = [f for f in status["findings"] if f["title"] == "Litmus finalizer removed"]
+    assert "Litmus's pods of this engine" in released["detail"], released["detail"]
+    assert engines(api, ns) == []
 
 
 def test_an_engine_litmus_never_takes_up_is_aborted_and_removed(

@@ -74,6 +74,14 @@ class InjectContext:
     target_namespace: str
     target: Target | None = None
     targets: tuple[TargetRecord, ...] = ()  # every recorded target (an engine may act on all at once)
+    # an abort (kill switch, deadline, deletion): revert within the kill-switch promise, waiting on
+    # nothing outside the operator for longer than ABORT_WAIT_SECONDS in all
+    urgent: bool = False
+
+
+ABORT_WAIT_SECONDS = 8.0
+"""What an urgent revert may spend waiting on another system (Litmus confirming a stop, releasing
+its finalizer): with the API calls around it, an abort ends within 10 s."""
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.engines import pod_marks
 from aftershock.engines.base import (
+    ABORT_WAIT_SECONDS,
     ARTIFACT_NAME_TAKEN,
     ArtifactFinder,
     EngineError,
@@ -368,6 +369,10 @@ class LitmusEngine:
         result_name = litmus.result_name(name, ctx.fault.litmus.experiment)
         notes: list[Finding] = []
         engine = _own(_get(kube, ENGINES, ns, name), ctx.run_uid)
+        stop_seconds, delete_seconds = stop_wait(), delete_wait()
+        if ctx.urgent:  # an abort: the kill-switch promise bounds what Litmus is waited for
+            stop_seconds = min(stop_seconds, ABORT_WAIT_SECONDS * 0.6)
+            delete_seconds = min(delete_seconds, ABORT_WAIT_SECONDS - stop_seconds)
         stop_confirmed = True
         if engine is not None and _taken_up(engine) and _running(engine):
             if (engine.get("spec") or {}).get("engineState") != "stop":
@@ -375,15 +380,26 @@ class LitmusEngine:
                     litmus.GROUP, litmus.VERSION, ENGINES, ns, name, {"spec": {"engineState": "stop"}}
                 )
             stop_confirmed = _wait(
-                lambda: _settled(_own(_get(kube, ENGINES, ns, name), ctx.run_uid)), stop_wait()
+                lambda: _settled(_own(_get(kube, ENGINES, ns, name), ctx.run_uid)), stop_seconds
             )
         engine = _own(_get(kube, ENGINES, ns, name), ctx.run_uid)
         if engine is not None:
             uid = engine["metadata"].get("uid")
             kube.delete_foreign(litmus.GROUP, litmus.VERSION, ENGINES, ns, name, uid=uid)
-            gone = _wait(lambda: _own(_get(kube, ENGINES, ns, name), ctx.run_uid) is None, delete_wait())
-            if not gone:
-                notes += self._release_stuck(kube, ns, name, stop_confirmed, ctx.run_uid)
+            gone = _wait(lambda: _own(_get(kube, ENGINES, ns, name), ctx.run_uid) is None, delete_seconds)
+            if not gone and ctx.urgent and stop_confirmed:
+                # Litmus is alive (it confirmed the stop) and finishing its own cleanup under its
+                # finalizer: leave it that; the sweeper checks the engine is gone later
+                notes.append(
+                    Finding(
+                        severity=Severity.LOW,
+                        title="Litmus still cleaning up",
+                        detail=f"the run was aborted; Litmus confirmed the stop of ChaosEngine {ns}/{name}"
+                        f" and is finishing its deletion (its finalizer {litmus.FINALIZER})",
+                    )
+                )
+            elif not gone:
+                notes += self._release_stuck(kube, ns, name, stop_confirmed, ctx.run_uid, uid)
         result = _get(kube, RESULTS, ns, result_name)
         if result is not None and _result_ours(result, engine, ctx.run_uid):
             uid = result["metadata"].get("uid")
@@ -393,8 +409,9 @@ class LitmusEngine:
         return notes
 
     def _release_stuck(
-        self, kube: Kube, ns: str, name: str, stop_confirmed: bool, run_uid: str
+        self, kube: Kube, ns: str, name: str, stop_confirmed: bool, run_uid: str, engine_uid: str | None
     ) -> list[Finding]:
+        leftovers = _litmus_pods(kube, ns, engine_uid)  # before the engine's pods are collected
         for _ in range(5):
             engine = _own(_get(kube, ENGINES, ns, name), run_uid)
             if engine is None:
@@ -409,10 +426,16 @@ class LitmusEngine:
                 others = (engine.get("metadata") or {}).get("finalizers") or []
                 raise RuntimeError(f"ChaosEngine {ns}/{name} is held by finalizers {others}, not Litmus's")
             why = (
-                f"the Litmus operator did not {'confirm engineState stop within ' + str(int(stop_wait())) + ' s nor ' if not stop_confirmed else ''}"
-                f"process the deletion of ChaosEngine {ns}/{name} within {int(delete_wait())} s, so it is evidently"
-                f" not running; aftershock removed Litmus's finalizer {litmus.FINALIZER}. Litmus's helper pods"
-                " and Jobs (label chaosUID) may need a look"
+                f"the Litmus operator did not {'confirm engineState stop nor ' if not stop_confirmed else ''}"
+                f"process the deletion of ChaosEngine {ns}/{name} in the time it was given, so it is evidently"
+                f" not running; aftershock removed Litmus's finalizer {litmus.FINALIZER}. "
+                + (
+                    f"Litmus's pods of this engine, which aftershock cannot label and leaves alone: {', '.join(leftovers)}"
+                    f" (kubectl get pods,jobs -n {ns} -l {litmus.UID_LABEL}={engine_uid})"
+                    if leftovers
+                    else f"No pod of this engine was left (label {litmus.UID_LABEL}={engine_uid}); check its Jobs"
+                    f" with kubectl get jobs -n {ns} -l {litmus.UID_LABEL}={engine_uid}"
+                )
             )
             log.warning("%s", why)
             return [Finding(severity=Severity.LOW, title="Litmus finalizer removed", detail=why)]
@@ -463,6 +486,18 @@ def _provision(kube: Kube, obj: Obj) -> None:
             " and the fault was not injected; remove it, or name a chaosServiceAccount instead of"
             " provisionServiceAccount",
         )
+
+
+def _litmus_pods(kube: Kube, namespace: str, engine_uid: str | None) -> list[str]:
+    """Names of the pods Litmus made for one engine (its runner, experiment and helpers carry the
+    engine's uid as chaosUID), for a finding; [] when that cannot be told."""
+    if not engine_uid:
+        return []
+    try:
+        pods = kube.list_pods(namespace, f"{litmus.UID_LABEL}={engine_uid}")
+    except Exception:  # a finding's detail must not fail the revert
+        return []
+    return sorted(str(p["metadata"]["name"]) for p in pods)
 
 
 def _wait(condition: Any, seconds: float, poll: float = 0.5) -> bool:

@@ -8,6 +8,7 @@ runs/targeting.py; the fault itself from its engine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -367,6 +368,8 @@ class RunDriver:
         """Revert, retrying for up to `patience`: (None, notes) on success, else what went wrong."""
         engine = engine_of(run)
         ctx = inject_context(self.env, self.namespace, self.name, run)
+        if patience <= ABORT_PATIENCE:  # an abort: the engine keeps its waits within the promise
+            ctx = dataclasses.replace(ctx, urgent=True)
         give_up = self.now() + patience
         while True:
             try:
