@@ -154,8 +154,10 @@ def tick(
     def describe() -> None:
         if announce:
             kube.post_event(body, reason, decision.message, at=created_at)
+        # the runs as they are now: one that finished since the tick counts at once
+        current = runs if follow_up is None else owned_runs(kube, namespace, name, experiment.uid, read)
         collect_history(
-            kube, namespace, name, runs, spec.successful_runs_history_limit, spec.failed_runs_history_limit
+            kube, namespace, name, current, spec.successful_runs_history_limit, spec.failed_runs_history_limit
         )
         refresh_experiment_status(kube, namespace, name, extra=extra, suspended=spec.suspend, read=read)
 
