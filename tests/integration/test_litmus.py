@@ -538,12 +538,15 @@ def test_provisioned_partition_hits_only_the_chosen_pod_with_what_the_experiment
     run = finished(started.chaos, "cut")
     status = run["status"]
     assert status["phase"] == "Completed" and status["engine"]["verdict"] == "Pass", status
-    # exact scope: Litmus's policy selected the run's mark, which only the one chosen pod carried
-    # (with the workload's label it would have cut off all three); the mark is gone afterwards
+    # exact scope: Litmus's policy selected the run's mark, which only the one chosen pod carried —
+    # with the workload's label it would have cut off all three, with aftershock.dev/run Litmus's
+    # own experiment pod as well (Litmus copies the engine's labels onto it); the mark is gone after
     (target,) = status["targets"]
     assert started.policies is not None
-    assert started.policies.seen == [({"aftershock.dev/run": run["metadata"]["uid"]}, {target["name"]})]
-    marked = client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="aftershock.dev/run").items
+    assert started.policies.seen == [({"aftershock.dev/target-of": run["metadata"]["uid"]}, {target["name"]})]
+    marked = (
+        client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="aftershock.dev/target-of").items
+    )
     assert marked == [], [p.metadata.name for p in marked]
     name = "aftershock-litmus-pod-network-partition"
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)

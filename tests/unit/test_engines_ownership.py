@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from aftershock.api.experiment import Fault
-from aftershock.core.naming import LABEL_RUN, is_dns1123_subdomain
+from aftershock.core.naming import LABEL_RUN, LABEL_TARGET_OF, is_dns1123_subdomain
 from aftershock.engines.base import ARTIFACT_NAME_TAKEN, EngineError, InjectContext, create_owned
 from aftershock.engines.litmus import LitmusEngine, _provision, _result_ours
 from aftershock.engines.network_partition import policy_name
@@ -236,11 +236,15 @@ def test_a_label_selected_litmus_experiment_hits_only_the_runs_marked_pods() -> 
     ctx = _partition_context(kube)
     LitmusEngine().inject(ctx, ctx.targets[0])
     engine = kube.objects[("chaosengines", "cut-1766131200")]
-    assert engine["spec"]["appinfo"]["applabel"] == f"{LABEL_RUN}={RUN}"  # not app=shop: every pod
-    assert {n for n, labels in kube.labels.items() if labels.get(LABEL_RUN) == RUN} == {"shop-a", "shop-b"}
+    # not app=shop (every pod), nor the run label Litmus copies onto its own pods
+    assert engine["spec"]["appinfo"]["applabel"] == f"{LABEL_TARGET_OF}={RUN}"
+    assert {n for n, labels in kube.labels.items() if labels.get(LABEL_TARGET_OF) == RUN} == {
+        "shop-a",
+        "shop-b",
+    }
     assert ("patch", "", "pods") in {(p.verb, p.group, p.resource) for p in LitmusEngine().damage(ctx.fault)}
     LitmusEngine().revert(ctx)
-    assert all(LABEL_RUN not in labels for labels in kube.labels.values())
+    assert all(LABEL_TARGET_OF not in labels for labels in kube.labels.values())
 
 
 def test_a_label_selected_experiment_whose_pods_are_all_gone_injects_nothing() -> None:

@@ -12,7 +12,7 @@ import yaml
 from aftershock.api.common import KNOWN_FAULT_KINDS, NODE_FAULT_KINDS
 from aftershock.api.experiment import FAULT_KINDS, SUSTAINED_FAULT_KINDS, Fault
 from aftershock.core import litmus as core_litmus
-from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE
+from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, LABEL_TARGET_OF
 from aftershock.engines.base import ArtifactFinder, EngineError, Permission, TargetUnit
 from aftershock.engines.litmus import LitmusEngine
 from aftershock.engines.network_partition import NetworkPartitionEngine
@@ -174,14 +174,19 @@ def test_every_sustained_kind_declares_how_its_artifacts_are_found_and_removed()
             assert engine.artifacts, f"{kind} holds a fault but declares nothing the sweeper could find"
         for finder in engine.artifacts:
             assert callable(finder.find) and callable(finder.remove)
-            assert "{uid}" in finder.by_hand and LABEL_RUN in finder.by_hand
-    assert [f.kind for f in artifact_finders()] == ["NetworkPolicy", "PodLabel", "ChaosEngine"]
+            assert "{uid}" in finder.by_hand and finder.label in finder.by_hand
+            assert finder.label in (LABEL_RUN, LABEL_TARGET_OF)
+    assert [f.kind for f in artifact_finders()] == [
+        "NetworkPolicy",
+        "PodLabel",
+        "ChaosEngine",
+        "PodTargetLabel",
+    ]
 
 
 def test_artifact_finders_are_taken_once_per_kind() -> None:
-    # both mark pods with the run's label (Litmus for its label-selected experiments)
-    twice = build([NetworkPartitionEngine(), LitmusEngine()])
-    assert [f.kind for f in artifact_finders(twice)] == ["NetworkPolicy", "PodLabel", "ChaosEngine"]
+    kinds = [f.kind for f in artifact_finders(build([NetworkPartitionEngine(), LitmusEngine()]))]
+    assert kinds == ["NetworkPolicy", "PodLabel", "ChaosEngine", "PodTargetLabel"]
     assert [f.kind for f in artifact_finders(build([PodDeleteEngine()]))] == []
 
 

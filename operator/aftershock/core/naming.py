@@ -25,6 +25,10 @@ from aftershock import GROUP
 ANNOTATION_PREFIX = GROUP  # kopf's progress/diff-base storage prefix: our own, never kopf's default
 LABEL_RUN = f"{GROUP}/run"  # value: the run's uid, on every artifact a fault creates
 LABEL_RUN_NAMESPACE = f"{GROUP}/run-namespace"  # beside LABEL_RUN: whose operator the artifact is
+# value: the run's uid, on the pods a run chose for a tool that selects by label (Litmus's
+# pod-network-partition). Not LABEL_RUN: Litmus copies its engine's labels, LABEL_RUN among them,
+# onto its own pods, which a selector on LABEL_RUN would then cut off too
+LABEL_TARGET_OF = f"{GROUP}/target-of"
 LABEL_EXPERIMENT = f"{GROUP}/experiment"  # value: the experiment's name
 FINALIZER = f"{GROUP}/finalizer"
 LABEL_TRIGGER = f"{GROUP}/trigger"  # schedule | manual | once: manual runs never count as slots

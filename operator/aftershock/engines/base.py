@@ -135,6 +135,7 @@ class ArtifactFinder:
     find: Callable[[Kube, Scope], list[Obj]]
     remove: Callable[[Kube, Artifact], None]
     by_hand: str
+    label: str = LABEL_RUN  # the label whose value is the run's uid
 
     def artifacts(self, kube: Kube, scope: Scope) -> list[Artifact]:
         """What `find` returns, as the sweeper's Artifacts (objects without the label are skipped)."""
@@ -142,14 +143,14 @@ class ArtifactFinder:
         for obj in self.find(kube, scope):
             meta = obj.get("metadata") or {}
             labels: Mapping[str, Any] = meta.get("labels") or {}
-            if LABEL_RUN not in labels:
+            if self.label not in labels:
                 continue
             found.append(
                 Artifact(
                     self.kind,
                     str(meta.get("namespace") or ""),
                     str(meta["name"]),
-                    str(labels[LABEL_RUN]),
+                    str(labels[self.label]),
                     labels.get(LABEL_RUN_NAMESPACE),
                 )
             )

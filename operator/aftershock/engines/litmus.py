@@ -135,7 +135,7 @@ class LitmusEngine:
     kind = "litmus"
     sustained = True
     self_timed = True
-    artifacts = (CHAOS_ENGINES, pod_marks.POD_LABELS)
+    artifacts = (CHAOS_ENGINES, pod_marks.TARGET_LABELS)
 
     def policy_kind(self, fault: Fault) -> str:
         """A policy names Litmus's node experiments litmusNode (allowed only when listed)."""
@@ -230,7 +230,7 @@ class LitmusEngine:
             service_account=spec.service_account,
             app_kind=str(ctx.target.kind),
             # a label-selected experiment hits what carries the label: only the run's marked pods
-            app_label=pod_marks.selector(ctx.run_uid)
+            app_label=pod_marks.TARGET_MARK.selector(ctx.run_uid)
             if spec.catalog.label_selected
             else ctx.target.selector.to_query(),
             target_pods=pods,
@@ -257,7 +257,7 @@ class LitmusEngine:
             for obj in litmus.provisioned_objects(ctx.fault.litmus.experiment, ns, PROVISIONED_LABELS):
                 _provision(ctx.kube, obj)
         if ctx.fault.litmus.catalog.label_selected:  # marked before Litmus looks for them
-            marked = pod_marks.mark_all(ctx.kube, ctx.targets, ctx.run_uid, ctx.run_namespace)
+            marked = pod_marks.TARGET_MARK.put_all(ctx.kube, ctx.targets, ctx.run_uid, ctx.run_namespace)
             if not marked:
                 raise EngineError(
                     "TargetsGone",
@@ -405,7 +405,7 @@ class LitmusEngine:
             uid = result["metadata"].get("uid")
             kube.delete_foreign(litmus.GROUP, litmus.VERSION, RESULTS, ns, result_name, uid=uid)
         if ctx.fault.litmus.catalog.label_selected:
-            pod_marks.unmark_run(kube, ctx.run_uid, ns)  # after the engine: Litmus has let go
+            pod_marks.TARGET_MARK.remove_run(kube, ctx.run_uid, ns)  # after the engine: Litmus has let go
         return notes
 
     def _release_stuck(

@@ -91,7 +91,7 @@ def remove_artifacts(kube: Kube, run_uid: str, namespace: str | None = None) -> 
         meta = policy["metadata"]
         if kube.delete_network_policy(meta["namespace"], meta["name"], meta.get("uid")):
             changed += 1
-    return changed + pod_marks.unmark_run(kube, run_uid, namespace)
+    return changed + pod_marks.RUN_MARK.remove_run(kube, run_uid, namespace)
 
 
 class NetworkPartitionEngine(Native):
@@ -121,7 +121,7 @@ class NetworkPartitionEngine(Native):
             f"a NetworkPolicy named {name} in namespace {ctx.target_namespace}",
         )
         stamp = now()
-        return stamp if pod_marks.mark(ctx.kube, target, ctx.run_uid, ctx.run_namespace) else None
+        return stamp if pod_marks.RUN_MARK.put(ctx.kube, target, ctx.run_uid, ctx.run_namespace) else None
 
     def revert(self, ctx: InjectContext) -> Sequence[Finding]:
         remove_artifacts(ctx.kube, ctx.run_uid, ctx.target_namespace)
