@@ -44,6 +44,7 @@ from tests.support.litmus.crds import (
 )
 from tests.support.litmus.objects import Litmus
 from tests.support.litmus.processes import Binaries, ChaosOperator, LitmusPrograms, litmus_executor
+from tests.support.npwatch import PolicyCreations
 from tests.support.operator import OperatorProcess, solo_operator, start_operator
 from tests.support.pod_executor import PodExecutor
 from tests.support.policies import OPT_IN, apply_policy, extra_policy, permissive
@@ -327,52 +328,13 @@ def test_missing_chaos_service_account_ends_errored(
 # four runs share nothing, so the module starts them at once and each test asserts its own.
 
 
-class PartitionPolicies:
-    """NetworkPolicies made in a namespace, from a watch: for each, its pod selector and the pods
-    that selector matched when it appeared (Litmus deletes its policy when the chaos ends)."""
-
-    def __init__(self, api: client.ApiClient, namespace: str) -> None:
-        self.net, self.core = client.NetworkingV1Api(api), client.CoreV1Api(api)
-        self.namespace = namespace
-        self.seen: list[tuple[dict[str, str], set[str]]] = []
-        self._watch = watch.Watch()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with contextlib.suppress(Exception):
-            version = self.net.list_namespaced_network_policy(self.namespace).metadata.resource_version
-            self._ready.set()
-            for event in self._watch.stream(
-                self.net.list_namespaced_network_policy,
-                self.namespace,
-                resource_version=version,
-                timeout_seconds=600,
-            ):
-                if event["type"] != "ADDED":
-                    continue
-                labels = dict(event["object"].spec.pod_selector.match_labels or {})
-                selector = ",".join(f"{k}={v}" for k, v in labels.items())
-                pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
-                self.seen.append((labels, {p.metadata.name for p in pods}))
-        self._ready.set()
-
-    def __enter__(self) -> PartitionPolicies:
-        self._thread.start()
-        self._ready.wait(timeout=30)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._watch.stop()
-
-
 @dataclass
 class Started:
     namespace: str
     chaos: Chaos
     before: dict[str, str]  # the workload's pods (name → uid) before the run
     events: EngineEvents | None = None
-    policies: PartitionPolicies | None = None
+    policies: PolicyCreations | None = None
 
 
 @pytest.fixture(scope="module")
@@ -404,7 +366,7 @@ def concurrent_runs(
         started.before = {p.metadata.name: p.metadata.uid for p in ready_pods(api, started.namespace, "shop")}
     programs.helper_modes[made["error"].namespace] = "fail"
     one_engine = EngineEvents(api, made["delete"].namespace).__enter__()
-    made["provision"].policies = PartitionPolicies(api, made["provision"].namespace).__enter__()
+    made["provision"].policies = PolicyCreations(api, made["provision"].namespace).__enter__()
     endpoints = http_endpoints()
     base = endpoints.__enter__()
 
@@ -443,7 +405,7 @@ def concurrent_runs(
     finally:
         endpoints.__exit__(None, None, None)
         one_engine.__exit__()
-        made["provision"].policies.__exit__()
+        made["provision"].policies.__exit__(None, None, None)
         for started in made.values():
             core.delete_namespace(started.namespace, propagation_policy="Background")
 
@@ -543,7 +505,9 @@ def test_provisioned_partition_hits_only_the_chosen_pod_with_what_the_experiment
     # own experiment pod as well (Litmus copies the engine's labels onto it); the mark is gone after
     (target,) = status["targets"]
     assert started.policies is not None
-    assert started.policies.seen == [({"aftershock.dev/target-of": run["metadata"]["uid"]}, {target["name"]})]
+    assert started.policies.selected == [
+        ({"aftershock.dev/target-of": run["metadata"]["uid"]}, {target["name"]})
+    ]
     marked = (
         client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="aftershock.dev/target-of").items
     )
@@ -964,6 +928,22 @@ def test_the_sweeper_stops_and_removes_an_engine_whose_run_is_gone(
     assert "stop" in states, seen.events  # Litmus was asked to stop it, not just had it deleted
 
 
+def _held_duplication(api: client.ApiClient, namespace: str, chaos: Chaos) -> None:
+    """A Litmus run that holds its fault (the helper hangs) for 10 minutes, taken up by Litmus."""
+    chaos.create_experiment(
+        experiment(
+            "dup", app="shop", fault=litmus_fault("pod-network-duplication", duration="10m"), timeout="10m"
+        )
+    )
+    wait_for(
+        lambda: any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("dup")),
+        timeout=60,
+        message="the run observing",
+    )
+    # Litmus has taken the engine up (an engine it never saw is simply deleted, nothing to stop)
+    Litmus(api, namespace).engine_when(chaos.runs("dup")[0]["metadata"]["name"], "initialized")
+
+
 def test_the_kill_switch_stops_a_running_engine(
     cluster: Cluster,
     api: client.ApiClient,
@@ -976,21 +956,7 @@ def test_the_kill_switch_stops_a_running_engine(
     executor[1].helper_mode = "hang"
     chaos = Chaos(api, namespace)
     with EngineEvents(api, namespace) as seen:
-        chaos.create_experiment(
-            experiment(
-                "dup",
-                app="shop",
-                fault=litmus_fault("pod-network-duplication", duration="10m"),
-                timeout="10m",
-            )
-        )
-        wait_for(
-            lambda: any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("dup")),
-            timeout=60,
-            message="the run observing",
-        )
-        # Litmus has taken the engine up (an engine it never saw is simply deleted, nothing to stop)
-        Litmus(api, namespace).engine_when(chaos.runs("dup")[0]["metadata"]["name"], "initialized")
+        _held_duplication(api, namespace, chaos)
         with extra_policy(api, suspend=True):
             status = finished(chaos, "dup", timeout=60)["status"]
     assert status["phase"] == "Aborted" and status["reason"] == "PolicySuspended", status
@@ -1018,20 +984,7 @@ def test_an_abort_waits_on_a_hung_litmus_for_seconds_not_minutes(
     op = solo_operator(cluster.kubeconfig, tmp_path, ns, "abort-budget")
     try:
         chaos = Chaos(api, ns)
-        chaos.create_experiment(
-            experiment(
-                "dup",
-                app="shop",
-                fault=litmus_fault("pod-network-duplication", duration="10m"),
-                timeout="10m",
-            )
-        )
-        wait_for(
-            lambda: any((r.get("status") or {}).get("phase") == "Observing" for r in chaos.runs("dup")),
-            timeout=60,
-            message="the run observing",
-        )
-        Litmus(api, ns).engine_when(chaos.runs("dup")[0]["metadata"]["name"], "initialized")
+        _held_duplication(api, ns, chaos)
         litmus.stop()  # hung: it will neither confirm the stop nor release its finalizer
         began = time.monotonic()
         with extra_policy(api, suspend=True):

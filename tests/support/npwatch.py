@@ -1,4 +1,5 @@
-"""Counts NetworkPolicy creations in a namespace from a watch: every ADDED event is one creation."""
+"""NetworkPolicy creations in a namespace, from a watch: every ADDED event is one creation. For
+each, the pods its selector matched when it appeared (a tool may delete its policy soon after)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ class PolicyCreations:
         self.net = client.NetworkingV1Api(api)
         self.namespace = namespace
         self.uids_by_run: dict[str, set[str]] = defaultdict(set)
+        self.core = client.CoreV1Api(api)
+        self.selected: list[tuple[dict[str, str], set[str]]] = []  # (matchLabels, pods) per creation
         self._watch = watch.Watch()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -30,10 +33,23 @@ class PolicyCreations:
                 timeout_seconds=900,
             ):
                 policy = event["object"]
+                if event["type"] != "ADDED":
+                    continue
                 run = (policy.metadata.labels or {}).get("aftershock.dev/run")
-                if event["type"] == "ADDED" and run:
+                if run:
                     self.uids_by_run[run].add(policy.metadata.uid)
+                labels = dict(policy.spec.pod_selector.match_labels or {})
+                self.selected.append((labels, self._pods(labels)))
         self._ready.set()
+
+    def _pods(self, labels: dict[str, str]) -> set[str]:
+        """The pods the selector matches now (never ends the watch: counting comes first)."""
+        selector = ",".join(f"{k}={v}" for k, v in labels.items())
+        try:
+            pods = self.core.list_namespaced_pod(self.namespace, label_selector=selector).items
+        except Exception:
+            return set()
+        return {p.metadata.name for p in pods}
 
     def __enter__(self) -> PolicyCreations:
         self._thread.start()
