@@ -20,14 +20,10 @@ from aftershock.core import litmus_params
 from aftershock.core import policy as core_policy
 from aftershock.core.selectors import matches
 from aftershock.core.times import parse_time
-from aftershock.kube import Kube, Obj
+from aftershock.kube import Obj
 
 Policies = list[tuple[str, ChaosPolicySpec]]
 ACTIVE_PHASES = {"Injecting", "Observing", "Reverting"}
-
-
-def load_policies(kube: Kube) -> Policies:
-    return parse_policies(kube.list_policies())
 
 
 def _target_namespace(run: Obj) -> str:

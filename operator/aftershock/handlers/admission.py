@@ -272,16 +272,21 @@ async def validate_run(
     warnings.extend((await _check_run_author(body, name, namespace, userinfo, experiment, reasons)).warnings)
 
 
-async def _operators_own_slot(body: kopf.Body, userinfo: kopf.UserInfo) -> bool:
-    """A run this operator creates (a slot, a once-run) and stamped itself, for it as it is."""
+def _operator_stamped(body: kopf.Body) -> bool:
+    """The run carries a stamp the operator made itself (runs/review.py stamp_slot), for it as it is."""
     key = _reviews().key
-    username = dict(userinfo).get("username")
-    if key is None or not username or username != await operator_user():
+    if key is None or not _annotation(body):
         return False
     try:
         return review.verify(key, "ChaosRun", dict(body), admitting=True).author.startswith("aftershock:")
     except review.Unreviewed:
         return False
+
+
+async def _operators_own_slot(body: kopf.Body, userinfo: kopf.UserInfo) -> bool:
+    """A run this operator creates (a slot, a once-run) and stamped itself, for it as it is."""
+    username = dict(userinfo).get("username")
+    return bool(username) and username == await operator_user() and _operator_stamped(body)
 
 
 async def _check_run_author(
@@ -339,14 +344,8 @@ async def review_run(
         if username != await operator_user():  # it re-stamps a run it fills in (runs/review.py)
             _keep(patch, body, _annotation(old))
         return
-    current = _annotation(body)
-    if current and reviews.key is not None:
-        try:
-            made = review.verify(reviews.key, "ChaosRun", dict(body), admitting=True)
-            if made.author.startswith("aftershock:"):
-                return  # a slot the operator made and stamped itself (runs/review.py stamp_slot)
-        except review.Unreviewed:
-            pass
+    if _operator_stamped(body):
+        return  # a slot the operator made and stamped itself
     ns = namespace or "default"
     try:
         spec = ChaosRunSpec.model_validate(dict(body.get("spec") or {}))

@@ -300,7 +300,7 @@ class RunDriver:
         """Revert (idempotent, also after a restart), then measure recovery from the revert."""
         reverted_at = run.status.reverted_at
         if reverted_at is None:
-            failure, notes = await self._revert(run, REVERT_PATIENCE)
+            failure, notes = await self._revert(run, urgent=False)
             if failure:
                 await self._unrevertable(obj, run, failure)
                 return
@@ -347,7 +347,7 @@ class RunDriver:
             severity = max([severity or Severity.NONE, *(f.severity for f in extra)])
         if has_engine(run):
             # bounded: a deleted run's finalizer must be released even when the revert is impossible
-            failure, notes = await self._revert(run, ABORT_PATIENCE)
+            failure, notes = await self._revert(run, urgent=True)
             noted = with_notes(findings, severity, notes)
             findings, severity = noted["findings"], noted["severity"]
             if failure:
@@ -364,13 +364,13 @@ class RunDriver:
         except NotFound:
             return
 
-    async def _revert(self, run: ChaosRun, patience: dt.timedelta) -> tuple[str | None, Sequence[Finding]]:
-        """Revert, retrying for up to `patience`: (None, notes) on success, else what went wrong."""
+    async def _revert(self, run: ChaosRun, *, urgent: bool) -> tuple[str | None, Sequence[Finding]]:
+        """Revert, retrying for up to REVERT_PATIENCE (ABORT_PATIENCE when `urgent`: an abort or an
+        error, where the engine also keeps its own waits within the kill-switch promise): (None,
+        notes) on success, else what went wrong."""
         engine = engine_of(run)
-        ctx = inject_context(self.env, self.namespace, self.name, run)
-        if patience <= ABORT_PATIENCE:  # an abort: the engine keeps its waits within the promise
-            ctx = dataclasses.replace(ctx, urgent=True)
-        give_up = self.now() + patience
+        ctx = dataclasses.replace(inject_context(self.env, self.namespace, self.name, run), urgent=urgent)
+        give_up = self.now() + (ABORT_PATIENCE if urgent else REVERT_PATIENCE)
         while True:
             try:
                 return None, await self.journal.io()(engine.revert, ctx)
@@ -413,7 +413,7 @@ class RunDriver:
         # failed after earlier ones were hit): reverting is idempotent and finds them by label
         applied = run.status.phase in ACTIVE or any(t.injected_at for t in run.status.targets)
         if applied and has_engine(run):
-            failure, notes = await self._revert(run, ABORT_PATIENCE)
+            failure, notes = await self._revert(run, urgent=True)
             noted = with_notes(run.status.findings, run.status.severity, notes)
             if failure:
                 noted["findings"].append(

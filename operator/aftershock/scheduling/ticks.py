@@ -10,6 +10,7 @@ that both decide to start the same slot get one run and one 409.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from collections.abc import Callable, Mapping
@@ -128,6 +129,7 @@ def tick(
         active=active,
     )
     extra: dict[str, str | None] = {}
+    announce: Callable[[], None] | None = None  # the slot's Event, once its run exists
     if decision.action is not Action.WAIT and decision.slot is not None:
         for victim in decision.replace:
             log.info("%s/%s: replacing active run %s", namespace, name, victim)
@@ -140,28 +142,24 @@ def tick(
         run = new_run(experiment, namespace, decision.slot, annotations, finalized=True)
         if stamp is not None and decision.action is Action.START:
             run = stamp(body, run)
-        created_at = now()
-        announce = kube.create("ChaosRun", namespace, run) is not None
         reason = "RunCreated" if decision.action is Action.START else "SlotSkipped"
-        if announce and (follow_up is None or decision.action is not Action.START):
-            kube.post_event(body, reason, decision.message)
-            announce = False  # told
+        if kube.create("ChaosRun", namespace, run) is not None:
+            announce = functools.partial(kube.post_event, body, reason, decision.message, at=now())
         extra["lastScheduleTime"] = format_time(decision.slot)
-    else:
-        announce, reason, created_at = False, "", now()
     extra["nextScheduleTime"] = format_time(decision.next_slot) if decision.next_slot else None
+    deferred = follow_up is not None and decision.action is Action.START
 
     def describe() -> None:
-        if announce:
-            kube.post_event(body, reason, decision.message, at=created_at)
+        if announce is not None:
+            announce()
         # the runs as they are now: one that finished since the tick counts at once
-        current = runs if follow_up is None else owned_runs(kube, namespace, name, experiment.uid, read)
+        current = owned_runs(kube, namespace, name, experiment.uid, read) if deferred else runs
         collect_history(
             kube, namespace, name, current, spec.successful_runs_history_limit, spec.failed_runs_history_limit
         )
         refresh_experiment_status(kube, namespace, name, extra=extra, suspended=spec.suspend, read=read)
 
-    if follow_up is not None and decision.action is Action.START:
+    if follow_up is not None and deferred:
         follow_up(describe)
     else:
         describe()
