@@ -5,7 +5,8 @@ for the pods Litmus creates. Only litmus-go's helpers (network, stress: they nee
 runtime or tc) are a stand-in (tests/support/litmus/helper_stand_in.py).
 
 Covered: pod-delete through Litmus (the real experiment deletes exactly the chosen pods; its
-ChaosResult is the verdict), Fail from real probe failures, Error from Litmus (a helper failing),
+ChaosResult is the verdict), node-drain through Litmus (the real experiment's `kubectl drain`
+cordons and empties exactly the node of the chosen pod, then uncordons it), Fail from real probe failures, Error from Litmus (a helper failing),
 an engine that never completes (deadline → engineState stop → clean up), Litmus not installed,
 the ChaosExperiment or ServiceAccount missing, a stuck finalizer with Litmus's operator stopped,
 the operator killed mid-engine (no second engine, result still recorded), a node experiment's
@@ -44,6 +45,7 @@ from tests.support.litmus.crds import (
 )
 from tests.support.litmus.objects import Litmus
 from tests.support.litmus.processes import Binaries, ChaosOperator, LitmusPrograms, litmus_executor
+from tests.support.nodes import CordonWatch, kwok_nodes
 from tests.support.npwatch import PolicyCreations
 from tests.support.operator import OperatorProcess, solo_operator, start_operator
 from tests.support.pod_executor import PodExecutor
@@ -56,6 +58,7 @@ SA = "litmus-admin"
 TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 # one pass, at once: Litmus's pod-delete deletes every target, waits CHAOS_INTERVAL, checks recovery
 QUICK_DELETE = {"SEQUENCE": "parallel", "CHAOS_INTERVAL": "1", "FORCE": "true"}
+DRAIN_POOL = "aftershock.dev/drain-test"  # label and taint of the nodes a drain test has to itself
 
 
 def litmus_fault(experiment_name: str, duration: str = "20s", **env: str) -> Body:
@@ -188,15 +191,19 @@ def prepare(
     hub: bool = True,
     replicas: int = 3,
     wait: bool = True,
+    workload: Body | None = None,
 ) -> None:
-    """What a platform team has in place: the ChaosHub's experiments, the chaos ServiceAccount, a workload."""
+    """What a platform team has in place: the ChaosHub's experiments, the chaos ServiceAccount, a
+    workload (`shop`, or `workload`: a Deployment named shop)."""
     if hub:
         install_hub(cluster, namespace)
     core = client.CoreV1Api(api)
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=SA))
     )
-    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("shop", replicas=replicas))
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace, workload or deployment("shop", replicas=replicas)
+    )
     if wait:
         wait_for(
             lambda: len(ready_pods(api, namespace, "shop")) == replicas, timeout=60, message="Ready pods"
@@ -335,6 +342,8 @@ class Started:
     before: dict[str, str]  # the workload's pods (name → uid) before the run
     events: EngineEvents | None = None
     policies: PolicyCreations | None = None
+    placed: dict[str, str] | None = None  # drain: the workload's pods (name → node) before the run
+    cordons: CordonWatch | None = None
 
 
 @pytest.fixture(scope="module")
@@ -345,12 +354,14 @@ def concurrent_runs(
     chaos_operator: ChaosOperator,
     executor: tuple[PodExecutor, LitmusPrograms],
 ) -> Iterator[dict[str, Started]]:
-    """pod-delete, Fail from probes, Error and provisioning, each in its own namespace."""
+    """pod-delete, Fail from probes, Error, provisioning and node-drain, each in its own namespace.
+    The drain's workload runs on two nodes of its own that only it tolerates, so that the drain
+    touches nothing of other tests' and Litmus's own pods never run where they would be evicted."""
     programs = executor[1]
     chaos_operator.start()
     core = client.CoreV1Api(api)
     made: dict[str, Started] = {}
-    for scenario in ("delete", "probes", "error", "provision"):
+    for scenario in ("delete", "probes", "error", "provision", "drain"):
         ns = f"t-litmus-{scenario}-{uuid.uuid4().hex[:6]}"
         core.create_namespace(
             client.V1Namespace(
@@ -358,12 +369,31 @@ def concurrent_runs(
             )
         )
         made[scenario] = Started(ns, Chaos(api, ns), {})
-    for started in made.values():
-        prepare(cluster, api, started.namespace, wait=False)
-    for started in made.values():
-        ns = started.namespace
-        wait_for(lambda ns=ns: len(ready_pods(api, ns, "shop")) == 3, timeout=60, message="Ready pods")
+    pool = made["drain"].namespace
+    taint = client.V1Taint(key=DRAIN_POOL, value=pool, effect="NoSchedule")
+    drain_nodes = kwok_nodes(api, [f"{pool}-a", f"{pool}-b"], labels={DRAIN_POOL: pool}, taints=[taint])
+    drain_nodes.__enter__()
+    replicas = {name: 3 for name in made} | {"drain": 4}
+    for scenario, started in made.items():
+        workload = None
+        if scenario == "drain":
+            workload = deployment(
+                "shop",
+                replicas=4,
+                node_selector={DRAIN_POOL: pool},
+                tolerations=[{"key": DRAIN_POOL, "operator": "Equal", "value": pool, "effect": "NoSchedule"}],
+            )
+        prepare(cluster, api, started.namespace, wait=False, workload=workload)
+    for scenario, started in made.items():
+        count = replicas[scenario]
+
+        def all_ready(ns: str = started.namespace, count: int = count) -> bool:
+            return len(ready_pods(api, ns, "shop")) == count
+
+        wait_for(all_ready, timeout=60, message="Ready pods")
         started.before = {p.metadata.name: p.metadata.uid for p in ready_pods(api, started.namespace, "shop")}
+    made["drain"].placed = {p.metadata.name: p.spec.node_name for p in ready_pods(api, pool, "shop")}
+    made["drain"].cordons = CordonWatch(api).__enter__()
     programs.helper_modes[made["error"].namespace] = "fail"
     one_engine = EngineEvents(api, made["delete"].namespace).__enter__()
     made["provision"].policies = PolicyCreations(api, made["provision"].namespace).__enter__()
@@ -399,6 +429,9 @@ def concurrent_runs(
         "litmus": {"experiment": "pod-network-partition", "provisionServiceAccount": True},
     }
     made["provision"].chaos.create_experiment(experiment("cut", app="shop", fault=provisioned))
+    made["drain"].chaos.create_experiment(
+        experiment("drain", app="shop", mode="one", fault=litmus_fault("node-drain", "5s"))
+    )
     made["delete"].events = one_engine
     try:
         yield made
@@ -406,8 +439,10 @@ def concurrent_runs(
         endpoints.__exit__(None, None, None)
         one_engine.__exit__()
         made["provision"].policies.__exit__(None, None, None)
+        made["drain"].cordons.__exit__()
         for started in made.values():
             core.delete_namespace(started.namespace, propagation_policy="Background")
+        drain_nodes.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -457,6 +492,44 @@ def test_pod_delete_through_litmus_deletes_exactly_the_chosen_pods(
     # cleaned up: engine and result removed once the verdict is in the run's status
     assert engines(api, namespace) == []
     assert Litmus(api, namespace).get(RESULTS, f"{engine_name}-pod-delete") is None
+
+
+def test_node_drain_through_litmus_drains_exactly_the_node_of_the_chosen_pod(
+    api: client.ApiClient,
+    concurrent_runs: dict[str, Started],
+    executor: tuple[PodExecutor, LitmusPrograms],
+    logs_of: list[str],
+) -> None:
+    started = concurrent_runs["drain"]
+    logs_of.append(started.namespace)
+    namespace, placed, cordons = started.namespace, started.placed, started.cordons
+    assert placed is not None and cordons is not None
+    run = finished(started.chaos, "drain")
+    status = run["status"]
+    assert status["phase"] == "Completed" and status["verdict"] == "Passed", status
+    (target,) = status["targets"]
+    assert target["kind"] == "Node" and target["name"] in set(placed.values()), target
+    drained = target["name"]
+    assert status["engine"]["verdict"] == "Pass", status["engine"]
+    # the real experiment ran `kubectl drain` on that node: it alone was cordoned, then uncordoned
+    pods, _ = executor
+    assert ran(pods, namespace, "-name node-drain") == 1
+    assert cordons.cordoned() == {drained}, cordons.changes
+    assert cordons.changes[-1] == (drained, False), cordons.changes
+    assert not client.CoreV1Api(api).read_node(drained).spec.unschedulable
+    # every pod that was on it was evicted, the others untouched; the workload is whole again
+    now = {p.metadata.name: p for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items}
+    on_drained = {name for name, node in placed.items() if node == drained}
+    assert on_drained and not on_drained & set(now), (placed, sorted(now))
+    assert {n: u for n, u in started.before.items() if n not in on_drained}.items() <= {
+        n: p.metadata.uid for n, p in now.items()
+    }.items()
+    assert status["recoverySeconds"] is not None
+    assert len(ready_pods(api, namespace, "shop")) == len(placed)
+    # Litmus's own pods ran elsewhere (the pool's taint keeps them off the drained node)
+    litmus_nodes = {r.node for r in pods.started if r.namespace == namespace}
+    assert len(litmus_nodes) >= 1 and "" not in litmus_nodes and drained not in litmus_nodes, litmus_nodes
+    assert engines(api, namespace) == []
 
 
 def test_fail_from_real_probe_failures_is_a_high_finding(

@@ -12,6 +12,7 @@ from kubernetes import client
 
 from tests.support.chaos import Chaos, experiment
 from tests.support.cluster import Cluster
+from tests.support.nodes import kwok_nodes
 from tests.support.operator import OperatorProcess
 from tests.support.podwatch import PodDeletions
 from tests.support.waiting import wait_for
@@ -114,25 +115,8 @@ def test_one_pod_deleted_recovers_passed_with_measured_time(
 def isolated_node(api: client.ApiClient) -> Iterator[str]:
     """A kwok node of the test's own, so that tainting it disturbs nothing else."""
     name = f"kwok-iso-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    core.create_node(
-        client.V1Node(
-            metadata=client.V1ObjectMeta(
-                name=name,
-                annotations={"kwok.x-k8s.io/node": "fake"},
-                labels={"type": "kwok", "aftershock.dev/isolated": name, "kubernetes.io/hostname": name},
-            )
-        )
-    )
-    wait_for(
-        lambda: any(
-            c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []
-        ),
-        timeout=30,
-        message="isolated node Ready",
-    )
-    yield name
-    core.delete_node(name)
+    with kwok_nodes(api, [name], labels={"aftershock.dev/isolated": name}):
+        yield name
 
 
 def test_replacement_that_cannot_be_scheduled_fails_high(

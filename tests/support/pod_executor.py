@@ -65,6 +65,7 @@ class Started:
     stopped: bool = False  # the pod was deleted while the process ran
     started_at: str = ""
     ended_at: str = ""
+    node: str = ""  # the node the pod was bound to
 
 
 def _now() -> str:
@@ -336,7 +337,7 @@ class PodExecutor:
             return
         log = self.log_dir / f"{ns}.{name}.log"
         started_at = _now()
-        run = Started(ns, name, argv, log, started_at=started_at)
+        run = Started(ns, name, argv, log, started_at=started_at, node=pod["spec"].get("nodeName", ""))
         self.started.append(run)
         with log.open("ab") as out:
             process = subprocess.Popen(

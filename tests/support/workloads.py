@@ -16,6 +16,7 @@ def deployment(
     labels: dict[str, str] | None = None,
     ready_delay: str | None = None,
     node_selector: dict[str, str] | None = None,
+    tolerations: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """A Deployment whose pods kwok marks Ready after the cluster's delay, or `ready_delay` ("5s")."""
     pod_labels = {"app": name}
@@ -26,6 +27,8 @@ def deployment(
     }
     if node_selector:
         pod_spec["nodeSelector"] = node_selector
+    if tolerations:
+        pod_spec["tolerations"] = tolerations
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -1,0 +1,106 @@
+"""kwok nodes of a test's own, and a watch on what happens to them."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+
+from kubernetes import client, watch
+
+from tests.support.waiting import wait_for
+
+
+def create_kwok_node(
+    api: client.ApiClient,
+    name: str,
+    *,
+    labels: Mapping[str, str] | None = None,
+    taints: Sequence[client.V1Taint] = (),
+) -> str:
+    """A fake node kwok keeps Ready; returns once it is Ready."""
+    core = client.CoreV1Api(api)
+    core.create_node(
+        client.V1Node(
+            metadata=client.V1ObjectMeta(
+                name=name,
+                annotations={"kwok.x-k8s.io/node": "fake"},
+                labels={"type": "kwok", "kubernetes.io/hostname": name, **(labels or {})},
+            ),
+            spec=client.V1NodeSpec(taints=list(taints) or None),
+        )
+    )
+    wait_for(
+        lambda: any(
+            c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []
+        ),
+        timeout=30,
+        message=f"node {name} Ready",
+    )
+    return name
+
+
+@contextlib.contextmanager
+def kwok_nodes(
+    api: client.ApiClient,
+    names: Sequence[str],
+    *,
+    labels: Mapping[str, str] | None = None,
+    taints: Sequence[client.V1Taint] = (),
+) -> Iterator[list[str]]:
+    """Nodes that exist for the block only."""
+    made: list[str] = []
+    try:
+        for name in names:
+            made.append(create_kwok_node(api, name, labels=labels, taints=taints))
+        yield made
+    finally:
+        for name in made:
+            with contextlib.suppress(client.ApiException):
+                client.CoreV1Api(api).delete_node(name)
+
+
+class CordonWatch:
+    """Every change of `spec.unschedulable` on the watched nodes, in order: (node, unschedulable) —
+    evidence of which nodes were cordoned and uncordoned, however briefly."""
+
+    def __init__(self, api: client.ApiClient, names: Sequence[str] | None = None) -> None:
+        self.core = client.CoreV1Api(api)
+        self.names = set(names) if names is not None else None  # None: every node
+        self.changes: list[tuple[str, bool]] = []
+        self._last: dict[str, bool] = {}
+        self._watch = watch.Watch()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with contextlib.suppress(Exception):  # stop() closes the stream mid-read
+            listed = self.core.list_node()
+            for node in listed.items:
+                if self.names is None or node.metadata.name in self.names:
+                    self._last[node.metadata.name] = bool(node.spec.unschedulable)
+            self._ready.set()
+            for event in self._watch.stream(
+                self.core.list_node, resource_version=listed.metadata.resource_version, timeout_seconds=600
+            ):
+                node = event["object"]
+                name = node.metadata.name
+                if self.names is not None and name not in self.names:
+                    continue
+                now = bool(node.spec.unschedulable)
+                if self._last.get(name) != now:
+                    self._last[name] = now
+                    self.changes.append((name, now))
+        self._ready.set()
+
+    def __enter__(self) -> CordonWatch:
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch.stop()
+
+    def cordoned(self) -> set[str]:
+        """The nodes that were cordoned at some point."""
+        return {name for name, unschedulable in self.changes if unschedulable}
