@@ -789,6 +789,12 @@ class Kube:
                 return None
             raise
 
+    def update_role_rules(self, role: Obj, rules: list[Obj]) -> None:
+        """Replace a Role's rules, only if it is unchanged since it was read (resourceVersion)."""
+        meta = role["metadata"]
+        body = {"metadata": {"resourceVersion": meta["resourceVersion"]}, "rules": rules}
+        self._call(self.rbac.patch_namespaced_role, meta["name"], meta["namespace"], body)
+
     def service_account_exists(self, namespace: str, name: str) -> bool:
         try:
             self._call(self.core.read_namespaced_service_account, name, namespace)

@@ -30,6 +30,7 @@ import pytest
 from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
+from aftershock.core.litmus import rules_for
 from tests.integration.conftest import LITMUS_TIMING
 from tests.support.chaos import Chaos, experiment
 from tests.support.cluster import Cluster
@@ -45,6 +46,7 @@ from tests.support.litmus.crds import (
 )
 from tests.support.litmus.objects import Litmus
 from tests.support.litmus.processes import Binaries, ChaosOperator, LitmusPrograms, litmus_executor
+from tests.support.litmus.rbac import grant_in_namespace, granted_cluster_wide, namespaced_experiments
 from tests.support.nodes import CordonWatch, kwok_nodes
 from tests.support.npwatch import PolicyCreations
 from tests.support.operator import OperatorProcess, solo_operator, start_operator
@@ -58,6 +60,7 @@ SA = "litmus-admin"
 TERMINAL = {"Completed", "Aborted", "Skipped", "Errored"}
 # one pass, at once: Litmus's pod-delete deletes every target, waits CHAOS_INTERVAL, checks recovery
 QUICK_DELETE = {"SEQUENCE": "parallel", "CHAOS_INTERVAL": "1", "FORCE": "true"}
+PROVISIONED = "aftershock-litmus-pod-network-partition"
 DRAIN_POOL = "aftershock.dev/drain-test"  # label and taint of the nodes a drain test has to itself
 
 
@@ -193,14 +196,16 @@ def prepare(
     wait: bool = True,
     workload: Body | None = None,
 ) -> None:
-    """What a platform team has in place: the ChaosHub's experiments, the chaos ServiceAccount, a
-    workload (`shop`, or `workload`: a Deployment named shop)."""
+    """What a platform team has in place: the ChaosHub's experiments, the chaos ServiceAccount with
+    their namespaced permissions, a workload (`shop`, or `workload`: a Deployment named shop)."""
     if hub:
         install_hub(cluster, namespace)
     core = client.CoreV1Api(api)
     core.create_namespaced_service_account(
         namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=SA))
     )
+    # what the hub's namespaced experiments need (Litmus's processes act with exactly this)
+    grant_in_namespace(api, namespace, SA, namespaced_experiments())
     client.AppsV1Api(api).create_namespaced_deployment(
         namespace, workload or deployment("shop", replicas=replicas)
     )
@@ -373,6 +378,8 @@ def concurrent_runs(
     taint = client.V1Taint(key=DRAIN_POOL, value=pool, effect="NoSchedule")
     drain_nodes = kwok_nodes(api, [f"{pool}-a", f"{pool}-b"], labels={DRAIN_POOL: pool}, taints=[taint])
     drain_nodes.__enter__()
+    drain_rights = granted_cluster_wide(api, pool, SA, ["node-drain"])
+    drain_rights.__enter__()
     replicas = {name: 3 for name in made} | {"drain": 4}
     for scenario, started in made.items():
         workload = None
@@ -424,6 +431,15 @@ def concurrent_runs(
     made["error"].chaos.create_experiment(
         experiment("hog", app="shop", mode="one", fault=litmus_fault("pod-cpu-hog", duration="5s"))
     )
+    # the provisioned Role as an earlier aftershock made it: without the ReplicaSet lookup
+    # litmus-go needs (a run with it alone ends Errored: Forbidden) — the run brings it up to date
+    client.RbacAuthorizationV1Api(api).create_namespaced_role(
+        made["provision"].namespace,
+        {
+            "metadata": {"name": PROVISIONED, "labels": {"app.kubernetes.io/managed-by": "aftershock"}},
+            "rules": [r for r in rules_for("pod-network-partition") if "replicasets" not in r["resources"]],
+        },
+    )
     provisioned = {
         "duration": "3s",
         "litmus": {"experiment": "pod-network-partition", "provisionServiceAccount": True},
@@ -443,6 +459,7 @@ def concurrent_runs(
         for started in made.values():
             core.delete_namespace(started.namespace, propagation_policy="Background")
         drain_nodes.__exit__(None, None, None)
+        drain_rights.__exit__(None, None, None)
 
 
 @pytest.fixture
@@ -565,8 +582,6 @@ def test_litmus_error_ends_errored_with_its_error_output(
 def test_provisioned_partition_hits_only_the_chosen_pod_with_what_the_experiment_needs(
     api: client.ApiClient, concurrent_runs: dict[str, Started], logs_of: list[str]
 ) -> None:
-    from aftershock.core import litmus as core_litmus
-
     started = concurrent_runs["provision"]
     logs_of.append(started.namespace)
     namespace = started.namespace
@@ -585,15 +600,17 @@ def test_provisioned_partition_hits_only_the_chosen_pod_with_what_the_experiment
         client.CoreV1Api(api).list_namespaced_pod(namespace, label_selector="aftershock.dev/target-of").items
     )
     assert marked == [], [p.metadata.name for p in marked]
-    name = "aftershock-litmus-pod-network-partition"
+    name = PROVISIONED
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     assert (
         core.read_namespaced_service_account(name, namespace).metadata.labels["app.kubernetes.io/managed-by"]
         == "aftershock"
     )
+    # Litmus ran with this Role alone (its processes act as the pod's ServiceAccount); the stale
+    # Role left by "an earlier version" now holds today's rules
     role = rbac.read_namespaced_role(name, namespace)
     granted = {(tuple(r.api_groups), tuple(r.resources)): set(r.verbs) for r in role.rules}
-    for needed in core_litmus.rules_for("pod-network-partition"):
+    for needed in rules_for("pod-network-partition"):
         assert set(needed["verbs"]) <= granted[(tuple(needed["apiGroups"]), tuple(needed["resources"]))]
     binding = rbac.read_namespaced_role_binding(name, namespace)
     assert binding.role_ref.name == name and binding.subjects[0].name == name

@@ -12,6 +12,20 @@ import yaml
 from kubernetes import client
 
 
+def token_kubeconfig(admin_kubeconfig: str, user: str, token: str) -> str:
+    """A kubeconfig for the admin kubeconfig's cluster that authenticates with `token` alone."""
+    cluster = yaml.safe_load(admin_kubeconfig)["clusters"][0]
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [cluster],
+        "users": [{"name": user, "user": {"token": token}}],
+        "contexts": [{"name": user, "context": {"cluster": cluster["name"], "user": user}}],
+        "current-context": user,
+    }
+    return str(yaml.safe_dump(config))
+
+
 @contextmanager
 def service_account_kubeconfig(
     api: client.ApiClient, admin_kubeconfig: Path, namespace: str, rules: list[dict[str, Any]], out: Path
@@ -32,17 +46,7 @@ def service_account_kubeconfig(
         token = core.create_namespaced_service_account_token(
             name, namespace, {"spec": {"expirationSeconds": 3600}}
         ).status.token
-        admin = yaml.safe_load(admin_kubeconfig.read_text())
-        cluster = admin["clusters"][0]
-        config = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [cluster],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": name, "context": {"cluster": cluster["name"], "user": name}}],
-            "current-context": name,
-        }
-        out.write_text(yaml.safe_dump(config))
+        out.write_text(token_kubeconfig(admin_kubeconfig.read_text(), name, token))
         yield out
     finally:
         rbac.delete_cluster_role_binding(name)

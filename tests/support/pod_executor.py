@@ -9,7 +9,9 @@ kubelet for them:
 - for each pod bound to a node, the program its container would run (`programs(pod)`, e.g. the
   chaos-runner binary for the chaos-runner image) starts as a local process with the pod's
   environment — plain values, the downward API (`metadata.name` → POD_NAME, …), Secret and
-  ConfigMap references — and `-kubeconfig`; the pod then reports Running;
+  ConfigMap references — and a kubeconfig with a token of the pod's ServiceAccount, bound to the
+  pod (a TokenRequest, as the kubelet mounts one): the program has exactly the permissions RBAC
+  grants that account, and the token dies with the pod; the pod then reports Running;
 - the process's exit becomes the pod's: phase Succeeded or Failed, a terminated container status
   with the exit code (restartPolicy is not honoured: one run per pod);
 - deleting the pod stops the process (SIGTERM to its process group, SIGKILL after a grace).
@@ -42,6 +44,8 @@ from urllib.parse import quote
 import aiohttp
 from kubernetes import client, config
 
+from tests.support.identity import token_kubeconfig
+
 Body = dict[str, Any]
 LITMUS_SELECTOR = "app.kubernetes.io/part-of=litmus"
 KILL_GRACE = 5.0  # seconds between SIGTERM and SIGKILL when a pod goes
@@ -51,8 +55,10 @@ class NotRunnable(Exception):
     """The executor cannot run this pod's container; the pod ends Failed with this message."""
 
 
-Programs = Callable[[Body], Sequence[str]]
-"""The command line to run for a pod (its first container); raises NotRunnable when there is none."""
+Programs = Callable[[Body, Path], Sequence[str]]
+"""The command line to run for a pod (its first container), given the kubeconfig made for it; raises
+NotRunnable when there is none."""
+TOKEN_SECONDS = 3600
 
 
 @dataclass
@@ -101,6 +107,32 @@ class _Api:
             resp.raise_for_status()
             body: Body = await resp.json()
             return body
+
+    async def token_for(self, pod: Body) -> str:
+        """A token of the pod's ServiceAccount bound to the pod (TokenRequest)."""
+        meta = pod["metadata"]
+        account = pod["spec"].get("serviceAccountName") or "default"
+        url = f"{self.host}/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{quote(account)}/token"
+        request = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": TOKEN_SECONDS,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        headers = {**self.headers, "Content-Type": "application/json"}
+        async with self.session.post(url, data=json.dumps(request), headers=headers) as resp:
+            if resp.status == 404:
+                raise NotRunnable(f"ServiceAccount {account} not found (no token for the container)")
+            resp.raise_for_status()
+            body: Body = await resp.json()
+            return str(body["status"]["token"])
 
     async def patch_status(self, namespace: str, name: str, status: Body) -> bool:
         """Merge-patch a pod's status; False when the pod is gone."""
@@ -323,8 +355,15 @@ class PodExecutor:
         ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
         containers = pod["spec"]["containers"]
         try:
-            argv = list(self.programs(pod))
-            env = {**self.base_env, **await self._environment(pod, containers[0])}
+            kubeconfig = self.log_dir / f"{ns}.{name}.kubeconfig"
+            token = await self._api.token_for(pod)
+            kubeconfig.write_text(token_kubeconfig(self.kubeconfig.read_text(), f"{ns}.{name}", token))
+            argv = list(self.programs(pod, kubeconfig))
+            env = {
+                **self.base_env,
+                "KUBECONFIG": str(kubeconfig),
+                **await self._environment(pod, containers[0]),
+            }
         except NotRunnable as exc:
             await self._api.patch_status(ns, name, _terminated(containers, 127, str(exc), _now()))
             self.errors.append(f"pod {ns}/{name}: {exc}")

@@ -476,6 +476,10 @@ def test_provision_rbac_holds_everything_the_provisioned_roles_grant(values: Pat
         assert covers(
             rules, {"apiGroups": ["rbac.authorization.k8s.io"], "resources": [kind], "verbs": ["create"]}
         )
+    # an aftershock-made Role from an earlier version is brought up to date
+    assert covers(
+        rules, {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles"], "verbs": ["patch"]}
+    )
     # off by default: no pods/exec, no RBAC writes
     default = all_rules(render(*extra))
     assert not covers(default, {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})

@@ -196,6 +196,23 @@ def test_provisioning_is_for_pod_experiments_and_grants_what_they_need() -> None
         litmus.rules_for("node-taint")
     partition = litmus.rules_for("pod-network-partition")
     assert any(r["resources"] == ["networkpolicies"] for r in partition)
+    assert any("replicasets" in r["resources"] for r in partition)  # litmus-go reads the owner
+
+
+def test_a_role_is_stale_only_when_its_rules_differ_as_sets() -> None:
+    wanted = {"rules": litmus.rules_for("pod-network-partition")}
+    as_stored = {
+        "rules": [
+            {**r, "verbs": list(reversed(r["verbs"])), "resourceNames": None}
+            for r in reversed(wanted["rules"])
+        ]
+    }
+    assert not litmus.rules_differ(as_stored, wanted)
+    older = {"rules": [r for r in wanted["rules"] if "replicasets" not in r["resources"]]}
+    assert litmus.rules_differ(older, wanted)
+    assert litmus.rules_differ(
+        {"rules": [*wanted["rules"], {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}, wanted
+    )
     latency = litmus.rules_for("pod-network-latency")
     assert any("deployments" in r["resources"] for r in latency)
     assert not any(

@@ -58,17 +58,18 @@ def _pod(image: str, *args: str) -> dict[str, object]:
 
 def test_litmus_pods_map_to_their_real_binaries_and_helpers_to_the_stand_in() -> None:
     bins = Binaries(Path("/b/chaos-operator"), Path("/b/chaos-runner"), Path("/b/experiment"))
-    programs = LitmusPrograms(bins, Path("/k"))
-    assert programs(_pod("litmuschaos/chaos-runner:latest")) == ["/b/chaos-runner", "-kubeconfig", "/k"]
+    programs = LitmusPrograms(bins)
+    k = Path("/k")
+    assert programs(_pod("litmuschaos/chaos-runner:latest"), k) == ["/b/chaos-runner", "-kubeconfig", "/k"]
     experiment = _pod(
         "litmuschaos.docker.scarf.sh/litmuschaos/go-runner:3.28.0", "-c", "./experiments -name pod-delete"
     )
-    assert programs(experiment) == ["/b/experiment", "-name", "pod-delete", "-kubeconfig", "/k"]
+    assert programs(experiment, k) == ["/b/experiment", "-name", "pod-delete", "-kubeconfig", "/k"]
     programs.helper_mode = "hang"
-    helper = programs(_pod("litmuschaos/go-runner:3.28.0", "-c", "./helpers -name network-chaos"))
+    helper = programs(_pod("litmuschaos/go-runner:3.28.0", "-c", "./helpers -name network-chaos"), k)
     assert helper[1].endswith("helper_stand_in.py") and helper[2:] == ["network-chaos", "hang"]
     with pytest.raises(NotRunnable, match="nginx"):
-        programs(_pod("nginx"))
+        programs(_pod("nginx"), k)
 
 
 def test_downward_api_fields_resolve_from_the_pod() -> None:

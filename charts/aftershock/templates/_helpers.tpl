@@ -122,6 +122,9 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [rbac.authorization.k8s.io]
   resources: [roles, rolebindings]
   verbs: [get, create]
+- apiGroups: [rbac.authorization.k8s.io]
+  resources: [roles]
+  verbs: [patch]  # a provisioned Role an earlier version made gets today's rules
 - apiGroups: [""]
   resources: [pods]
   verbs: [create, delete, get, list, patch, update, deletecollection]

@@ -313,12 +313,28 @@ _NETWORK_POLICIES: Final = (
 
 
 def rules_for(experiment: str) -> list[dict[str, Any]]:
-    """What Litmus's runner, experiment and helper pods of a pod experiment need in its namespace
-    (the permissions Litmus's ChaosHub lists for it)."""
+    """What Litmus's runner, experiment and helper pods of a pod experiment need in its namespace:
+    the permissions Litmus's ChaosHub lists for it, and the owner lookup for every one — the hub
+    leaves it out for pod-network-partition, yet litmus-go 3.28 reads the chosen pods' ReplicaSet
+    to match `appkind` and fails without it (found when the test's Litmus ran with this Role)."""
     if not can_provision(experiment):
         raise ValueError(f"{experiment} needs cluster-wide permissions; aftershock does not provision them")
-    extra = _NETWORK_POLICIES if experiment == "pod-network-partition" else _OWNER_LOOKUP
-    return [dict(rule) for rule in (*_BASE_RULES, *extra)]
+    extra = _NETWORK_POLICIES if experiment == "pod-network-partition" else ()
+    return [dict(rule) for rule in (*_BASE_RULES, *_OWNER_LOOKUP, *extra)]
+
+
+def rules_differ(existing: Mapping[str, Any], wanted: Mapping[str, Any]) -> bool:
+    """Whether a Role's rules are not the ones wanted, ignoring order and the API server's
+    normalisation (empty fields dropped)."""
+
+    def canonical(role: Mapping[str, Any]) -> list[str]:
+        rules = role.get("rules") or []
+        return sorted(
+            repr(sorted((k, sorted(v) if isinstance(v, list) else v) for k, v in r.items() if v))
+            for r in rules
+        )
+
+    return canonical(existing) != canonical(wanted)
 
 
 def provisioned_objects(

@@ -472,7 +472,8 @@ def _result_ours(result: Mapping[str, Any], engine: Mapping[str, Any] | None, ru
 
 def _provision(kube: Kube, obj: Obj) -> None:
     """Create one of the shared, provisioned RBAC objects; an existing one is reused only when
-    aftershock made it (its author would otherwise choose what Litmus may do in our name)."""
+    aftershock made it (its author would otherwise choose what Litmus may do in our name), and a
+    Role an earlier version made gets today's rules (an upgrade mends what that version lacked)."""
     meta = obj["metadata"]
     if kube.create_object(obj):
         return
@@ -486,6 +487,8 @@ def _provision(kube: Kube, obj: Obj) -> None:
             " and the fault was not injected; remove it, or name a chaosServiceAccount instead of"
             " provisionServiceAccount",
         )
+    if existing is not None and obj["kind"] == "Role" and litmus.rules_differ(existing, obj):
+        kube.update_role_rules(existing, obj["rules"])
 
 
 def _litmus_pods(kube: Kube, namespace: str, engine_uid: str | None) -> list[str]:

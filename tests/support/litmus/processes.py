@@ -54,17 +54,16 @@ class LitmusPrograms:
     """What the executor runs for a Litmus pod; `helper_mode` is the stand-in helper's ending
     (`helper_modes` sets it for one namespace)."""
 
-    def __init__(self, binaries: Binaries, kubeconfig: Path) -> None:
+    def __init__(self, binaries: Binaries) -> None:
         self.binaries = binaries
-        self.kubeconfig = kubeconfig
         self.helper_mode = "pass"
         self.helper_modes: dict[str, str] = {}
 
-    def __call__(self, pod: Mapping[str, Any]) -> Sequence[str]:
+    def __call__(self, pod: Mapping[str, Any], kubeconfig_path: Path) -> Sequence[str]:
         container = pod["spec"]["containers"][0]
         image = _image_name(container.get("image", ""))
         line = " ".join([*(container.get("command") or []), *(container.get("args") or [])])
-        kubeconfig = ["-kubeconfig", str(self.kubeconfig)]
+        kubeconfig = ["-kubeconfig", str(kubeconfig_path)]
         if image == "chaos-runner":
             return [str(self.binaries.runner), *kubeconfig]
         if image == "go-runner":
@@ -82,12 +81,12 @@ def litmus_executor(
     kubeconfig: Path, log_dir: Path, binaries: Binaries
 ) -> tuple[PodExecutor, LitmusPrograms]:
     """A pod executor for Litmus's pods (not started). The processes get PATH with the virtualenv's
-    kubectl (node-drain runs `kubectl drain`) and KUBECONFIG besides the pod's own environment."""
-    programs = LitmusPrograms(binaries, kubeconfig)
+    kubectl (node-drain runs `kubectl drain`) besides the pod's own environment, and act as the
+    pod's ServiceAccount (the chaos ServiceAccount of the engine)."""
+    programs = LitmusPrograms(binaries)
     env = {
         "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": os.environ.get("HOME", "/tmp"),
-        "KUBECONFIG": str(kubeconfig),
     }
     return PodExecutor(kubeconfig, log_dir, programs, env=env), programs
 
