@@ -36,8 +36,9 @@ cluster-down: ## stop the local cluster and remove its state
 kubeconfig: ## print the local cluster's kubeconfig path
 	@$(PYTHON) hack/cluster.py kubeconfig
 
-crds: venv ## regenerate crds/ from the pydantic models
+crds: venv ## regenerate crds/ from the pydantic models (and the chart's copy)
 	$(VENV_BIN)/python -m aftershock.api.crdgen
+	cp crds/*.yaml charts/aftershock/files/crds/
 
 lint: venv ## ruff, mypy (strict) and the import layers (import-linter)
 	$(VENV_BIN)/ruff check operator tests hack benchmarks

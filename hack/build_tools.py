@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Build the local control plane's binaries from Go modules, once, into a cache outside the repo.
 
-kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl, helm and
-toxiproxy are built with the ordinary ``go`` client from the versions pinned in
+kube-apiserver, kube-controller-manager, kube-scheduler, etcd, kwok, kwokctl, helm, toxiproxy,
+prometheus and promtool are built with the ordinary ``go`` client from the versions pinned in
 ``hack/tools.versions``. ``go install pkg@version`` refuses modules with replace directives
 (k8s.io/kubernetes, etcd), so each tool is built inside a small generated wrapper module whose
 replace directives are derived from the release's own go.mod: every local (``./staging/...``)
@@ -93,6 +93,25 @@ def _kube_ldflags(version: str) -> list[str]:
     return flags
 
 
+def _prometheus_release(version: str) -> str:
+    # The Go module github.com/prometheus/prometheus numbers release 3.16.0 as v0.316.0 (v0.Mmm.p is
+    # M.mm.p), and the 2.x releases before it as v0.mm.p (v0.55.1 is 2.55.1).
+    _, number, patch = version.lstrip("v").split("-")[0].split(".")
+    major, minor = divmod(int(number), 100) if int(number) >= 100 else (2, int(number))
+    return f"{major}.{minor}.{patch}"
+
+
+def _prometheus_ldflags(version: str) -> list[str]:
+    values = {
+        "Version": _prometheus_release(version),
+        "Revision": f"aftershock-module-build-{version}",
+        "Branch": "HEAD",
+        "BuildUser": "aftershock",
+        "BuildDate": "19700101-00:00:00",
+    }
+    return [f"-X github.com/prometheus/common/version.{key}={value}" for key, value in values.items()]
+
+
 @dataclass(frozen=True)
 class Tool:
     name: str
@@ -168,6 +187,19 @@ TOOLS: dict[str, Tool] = {
                 "toxiproxy-cli": "github.com/Shopify/toxiproxy/v2/cmd/cli",
             },
             ldflags=lambda v: [f"-X github.com/Shopify/toxiproxy/v2.Version={v}"],
+        ),
+        Tool(
+            name="prometheus",
+            module="github.com/prometheus/prometheus",
+            version_key="PROMETHEUS_VERSION",
+            binaries={
+                "prometheus": "github.com/prometheus/prometheus/cmd/prometheus",
+                "promtool": "github.com/prometheus/prometheus/cmd/promtool",
+            },
+            # without the builtinassets tag the web UI is served from ./web/ui on disk (absent
+            # here: the UI pages fail, the HTTP API and /-/ready are unaffected)
+            ldflags=_prometheus_ldflags,
+            hint="15-20 minutes on 2 cores the first time",
         ),
         Tool(
             name="kstatus",

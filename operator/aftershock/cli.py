@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -250,6 +251,72 @@ def trigger(
         typer.echo(f"error: run {run['metadata']['name']} already exists; try again in a second", err=True)
         raise typer.Exit(1)
     typer.echo(f"chaosrun.aftershock.dev/{run['metadata']['name']} created")
+
+
+@app.command()
+def plan(
+    file: Annotated[
+        Path, typer.Option("--filename", "-f", help="A ChaosExperiment manifest (YAML or JSON).")
+    ],
+    namespace: Annotated[
+        str | None,
+        typer.Option("--namespace", "-n", help="Namespace (default: the manifest's, else default)."),
+    ] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    probes: Annotated[bool, typer.Option(help="Evaluate the steady-state probes and the gate once.")] = True,
+) -> None:
+    """What a run of this experiment would do, creating nothing: admission's verdict (a server-side
+    dry run with your identity), the targets it would choose now, and each probe's answer."""
+    import json
+
+    import yaml
+
+    from aftershock.runs.plan import plan as make_plan
+
+    try:
+        docs = [d for d in yaml.safe_load_all(file.read_text()) if d]
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc}") from exc
+    experiments = [d for d in docs if isinstance(d, dict) and d.get("kind") == "ChaosExperiment"]
+    if len(experiments) != 1:
+        raise typer.BadParameter(f"{file} must hold exactly one ChaosExperiment (found {len(experiments)})")
+    body = experiments[0]
+    ns = namespace or (body.get("metadata") or {}).get("namespace") or "default"
+    try:
+        result = make_plan(_kube(), body, ns, probes=probes)
+    except ValueError as exc:
+        typer.echo(f"error: invalid ChaosExperiment: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if output == "json":
+        typer.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        console = Console()
+        console.print(
+            f"[bold]{result.experiment}[/bold] in {result.namespace} (targets in {result.target_namespace})"
+        )
+        if result.admitted:
+            console.print("admission: accepted (server-side dry run)")
+        else:
+            console.print(f"admission: [red]refused[/red]: {result.refusal}")
+        for warning in result.warnings:
+            console.print(f"  warning: {warning}")
+        console.print(f"workloads: {', '.join(result.workloads) or '-'}; Ready pods: {result.candidates}")
+        console.print(
+            f"targets: {', '.join(result.targets) or '-'}"
+            + (f" ({result.target_note})" if result.target_note else "")
+        )
+        if result.gate is not None:
+            console.print(
+                f"gate: {'open' if result.gate['ok'] else '[red]closed[/red]'}: {result.gate['answer']}"
+            )
+        if result.probes:
+            table = Table("probe", "type", "result", "answer")
+            for p in result.probes:
+                table.add_row(p["name"], p["type"], p["result"], p["answer"])
+            console.print(table)
+            console.print("(probes were asked from this machine; the operator asks from inside the cluster)")
+        console.print(f"would run now: {'yes' if result.would_run else 'no'}")
+    raise typer.Exit(0 if result.would_run else 2)
 
 
 @app.command()

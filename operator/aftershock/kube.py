@@ -53,11 +53,13 @@ import datetime as dt
 import http.client
 import json
 import logging
+import os
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import urllib3.exceptions
 from kubernetes import client, config, utils
@@ -256,6 +258,18 @@ class Kube:
         self.coordination = client.CoordinationV1Api(api)
         self.rbac = client.RbacAuthorizationV1Api(api)
 
+    def api_endpoints(self) -> tuple[tuple[str, int], ...]:
+        """Where this client reaches the API server (host, port), and in a pod the Service address
+        Kubernetes injects: the endpoints probes must never reach unless named on their own."""
+        found: list[tuple[str, int]] = []
+        parts = urlsplit(str(self.api.configuration.host))
+        if parts.hostname:
+            found.append((parts.hostname.lower(), parts.port or (443 if parts.scheme == "https" else 80)))
+        host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT")
+        if host and port and port.isdigit():
+            found.append((host.lower(), int(port)))
+        return tuple(dict.fromkeys(found))
+
     def with_retry(self, retry: RetryPolicy) -> Kube:
         """The same client under another retry policy, e.g. a short budget for a caller with a
         deadline of its own (the admission webhook answers within the API server's timeout)."""
@@ -325,6 +339,20 @@ class Kube:
             if exc.status == 409:
                 return None
             raise
+
+    def dry_run_create(self, kind: str, namespace: str, body: Obj) -> str:
+        """Create with dryRun=All: admission (webhooks included) judges it, nothing is stored.
+        Returns the response's Warning header; ApiException when refused."""
+        _data, _status, headers = self._call(
+            self.custom.create_namespaced_custom_object_with_http_info,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURALS[kind],
+            body,
+            dry_run="All",
+        )
+        return str((headers or {}).get("Warning") or "")
 
     def delete(self, kind: str, namespace: str, name: str) -> bool:
         """Delete; False when it was already gone."""

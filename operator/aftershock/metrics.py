@@ -91,3 +91,15 @@ ADMISSION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2.5, 10),
     registry=REGISTRY,
 )
+PROBE_SUCCESS = Gauge(
+    "aftershock_probe_success_ratio",
+    "Share of a steady-state probe's checks that held while its run's fault was in place (the latest run).",
+    ["namespace", "experiment", "probe"],
+    registry=REGISTRY,
+)
+PROBE_ABORTS = Counter(
+    "aftershock_probe_aborts_total",
+    "Runs aborted because a steady-state probe failed abortAfter consecutive checks.",
+    ["fault"],
+    registry=REGISTRY,
+)

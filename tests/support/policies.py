@@ -25,12 +25,16 @@ def policy(name: str, **spec: Any) -> dict[str, Any]:
 
 
 def permissive(name: str = SUITE_POLICY) -> dict[str, Any]:
-    """Opt-in namespaces only (as always), but room for every test: all pods, many runs."""
+    """Opt-in namespaces only (as always), but room for every test: all pods, many runs, and
+    probes may reach the tests' local HTTP services and Prometheus on 127.0.0.1 (the operator runs
+    on this machine; the API server's own 127.0.0.1:PORT stays out of reach) and any Service (for
+    the examples; tests of the endpoint rules add a stricter policy)."""
     return policy(
         name,
         allowedFaults=["podDelete", "networkPartition", "litmus", "litmusNode"],
         blastRadius={"maxPodsPercent": 100, "maxNodes": 1},
         concurrency={"maxActiveRuns": 200, "maxActiveRunsPerNamespace": 100},
+        endpoints={"allow": ["127.0.0.1/32", "*.svc", "*.svc.cluster.local"]},
     )
 
 

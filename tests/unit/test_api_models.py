@@ -236,7 +236,12 @@ def test_minimal_experiment_gets_defaults() -> None:
     assert spec.concurrency_policy == "Forbid"
     assert (spec.successful_runs_history_limit, spec.failed_runs_history_limit) == (5, 10)
     assert spec.target.mode is TargetMode.ONE
-    assert (spec.recovery.objective, spec.recovery.timeout, spec.recovery.probes) == ("30s", "5m", [])
+    assert (spec.recovery.objective, spec.recovery.timeout, spec.steady_state, spec.gate) == (
+        "30s",
+        "5m",
+        None,
+        None,
+    )
     assert spec.starting_deadline_delta is None and spec.fault.duration_delta is None
 
 
@@ -425,7 +430,7 @@ def test_round_trip_through_json() -> None:
     exp = ChaosExperiment.model_validate(design_experiment())
     again = ChaosExperiment.model_validate(exp.to_json())
     assert again == exp
-    assert exp.to_json()["spec"]["recovery"] == {"objective": "30s", "timeout": "5m", "probes": []}
+    assert exp.to_json()["spec"]["recovery"] == {"objective": "30s", "timeout": "5m"}
 
 
 def test_naive_timestamps_are_rejected() -> None:

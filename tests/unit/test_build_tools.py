@@ -62,6 +62,21 @@ def test_kubernetes_staging_modules_map_to_the_published_versions() -> None:
     assert "gitMinor=37" in flags
 
 
+def test_prometheus_module_versions_map_to_its_releases() -> None:
+    bt = build_tools()
+    # github.com/prometheus/prometheus publishes release 3.mm.p as module v0.3mm.p, 2.mm.p as v0.mm.p
+    assert bt._prometheus_release("v0.316.0") == "3.16.0"
+    assert bt._prometheus_release("v0.300.1") == "3.0.1"
+    assert bt._prometheus_release("v0.55.1") == "2.55.1"
+    flags = bt._prometheus_ldflags("v0.316.0")
+    assert "-X github.com/prometheus/common/version.Version=3.16.0" in flags
+    tool = bt.TOOLS["prometheus"]
+    assert tool.version_key == "PROMETHEUS_VERSION"
+    assert set(tool.binaries) == {"prometheus", "promtool"}
+    pinned = bt.read_versions()
+    assert bt.cache_version(tool, pinned) == pinned["PROMETHEUS_VERSION"]
+
+
 def test_every_pinned_tool_has_a_version() -> None:
     bt = build_tools()
     pinned = bt.read_versions()

@@ -145,6 +145,7 @@ def test_printer_columns() -> None:
         ("Verdict", ".status.verdict", "string"),
         ("Severity", ".status.severity", "string"),
         ("Recovery(s)", ".status.recoverySeconds", "number"),
+        ("Probes", ".status.probeSummary", "string"),
         ("Age", ".metadata.creationTimestamp", "date"),
     ]
     assert columns(ChaosPolicy) == [

@@ -101,6 +101,7 @@ PRINTER_COLUMNS: Final[dict[type[ResourceModel], tuple[dict[str, Any], ...]]] = 
         _column("Verdict", ".status.verdict", "string", "Passed or Failed, once Completed."),
         _column("Severity", ".status.severity", "string", "The worst severity among the findings."),
         _column("Recovery(s)", ".status.recoverySeconds", "number", "Seconds until the targets recovered."),
+        _column("Probes", ".status.probeSummary", "string", "The steady-state probes, e.g. 3/3 held."),
         _column("Reason", ".status.reason", "string", "Why the run is in its phase.", priority=1),
         _AGE,
     ),

@@ -30,6 +30,7 @@ from aftershock.api.common import (
     optional_delta,
 )
 from aftershock.api.durations import parse_duration
+from aftershock.api.steady_state import Gate, SteadyState
 
 MAX_NAME_LENGTH: Final = 52
 """Run names are ``<experiment>-<unix seconds>`` (11 more characters) and must fit in 63."""
@@ -466,12 +467,6 @@ class Recovery(ApiModel):
         " high-severity finding. Must not be shorter than objective; at most 24h.",
         json_schema_extra=validations(RECOVERY_TIMEOUT_RULE),
     )
-    probes: list[dict[str, Any]] = Field(
-        default_factory=list,
-        max_length=16,
-        description="Extra steady-state checks (http, prometheus), at most 16. Reserved: the schema is free-form"
-        " until probes are implemented, and the operator ignores them for now.",
-    )
 
     @property
     def objective_delta(self) -> timedelta:
@@ -543,6 +538,17 @@ class ChaosExperimentSpec(ApiModel):
         description="How recovery is judged.",
         # Spelled out, not {}: the apiserver checks CEL rules against the default as written.
         json_schema_extra={"default": {"objective": _DEFAULT_OBJECTIVE, "timeout": _DEFAULT_TIMEOUT}},
+    )
+    steady_state: SteadyState | None = Field(
+        default=None,
+        description="The steady-state hypothesis: probes of the service that must hold before injecting"
+        " (else the run is Skipped), are checked every interval during the fault (abortAfter consecutive"
+        " failures abort it) and once after recovery.",
+    )
+    gate: Gate | None = Field(
+        default=None,
+        description="Error-budget gate, checked before each run: while its Prometheus query is out of"
+        " bounds, the run is Skipped (ErrorBudgetExhausted) and nothing is injected.",
     )
 
     @property

@@ -187,6 +187,53 @@ class LitmusPolicy(ApiModel):
     )
 
 
+ENDPOINT_PATTERN: Final = (
+    r"^((\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?"
+    r"|[0-9a-fA-F:.]+(/[0-9]{1,3})?|\[[0-9a-fA-F:.]+\]:[0-9]{1,5})$"
+)
+TOO_WIDE_PATTERN: Final = r"^([0-9.]+/[0-7]|[0-9a-fA-F:]+/([0-9]|1[0-5]))$"
+ENDPOINT_RULE: Final = CelRule(
+    rule=f"self.matches(r'{ENDPOINT_PATTERN}')",
+    message="an endpoints.allow entry is a host name, *.suffix, address or CIDR, optionally with :PORT"
+    " (e.g. *.monitoring.svc, prometheus.monitoring.svc:9090, 10.0.0.0/8, 127.0.0.1), not a URL",
+    template="endpoints.allow entry {self} is not a host name, *.suffix, address or CIDR (optionally"
+    " with :PORT), e.g. *.monitoring.svc or 10.0.0.0/8; write the host, not a URL",
+)
+ENDPOINT_WIDTH_RULE: Final = CelRule(
+    rule=f"!self.matches(r'{TOO_WIDE_PATTERN}')",
+    message="an endpoints.allow network must not be wider than /8 (/16 for IPv6)",
+    template="endpoints.allow entry {self} is wider than /8 (/16 for IPv6): list the networks probes need",
+)
+
+
+class PolicyEndpoints(ApiModel):
+    """Where probes, gates and analysis queries may connect (no request forgery through the operator)."""
+
+    allow: list[
+        Annotated[
+            str, Field(max_length=255, json_schema_extra=validations(ENDPOINT_RULE, ENDPOINT_WIDTH_RULE))
+        ]
+    ] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Hosts beyond the target namespace's own Services (always allowed) that probes may"
+        " reach: names (prometheus.monitoring.svc), *.suffix patterns, addresses or CIDRs, each"
+        " optionally with :PORT. Loopback and link-local (cloud metadata) addresses are reached only when"
+        " listed on their own, the API server only as its exact host:port; every ChaosPolicy must allow"
+        " an endpoint.",
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> PolicyEndpoints:
+        for entry in self.allow:
+            if not matches(ENDPOINT_PATTERN, entry):
+                raise ValueError(ENDPOINT_RULE.error(self=entry))
+            if matches(TOO_WIDE_PATTERN, entry):
+                raise ValueError(ENDPOINT_WIDTH_RULE.error(self=entry))
+        return self
+
+
 class ChaosPolicySpec(ApiModel):
     """The guardrails: where chaos may run, which faults, how much, and when."""
 
@@ -243,6 +290,12 @@ class ChaosPolicySpec(ApiModel):
     litmus: LitmusPolicy = Field(
         default_factory=LitmusPolicy,
         description="What Litmus experiments may do beyond their fault (probe types).",
+        json_schema_extra={"default": {}},
+    )
+    endpoints: PolicyEndpoints = Field(
+        default_factory=PolicyEndpoints,
+        description="Where steady-state probes and gates may connect; by default only Services of the"
+        " run's target namespace.",
         json_schema_extra={"default": {}},
     )
 

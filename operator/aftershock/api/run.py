@@ -26,8 +26,18 @@ from aftershock.api.common import (
     Verdict,
 )
 from aftershock.api.experiment import MAX_NAME_LENGTH, ChaosExperimentSpec, Fault, Recovery, Target
+from aftershock.api.steady_state import Gate, SteadyState
 
-FROZEN_FIELDS: Final = ("experiment", "scheduledTime", "target", "fault", "recovery", "dryRun")
+FROZEN_FIELDS: Final = (
+    "experiment",
+    "scheduledTime",
+    "target",
+    "fault",
+    "recovery",
+    "dryRun",
+    "steadyState",
+    "gate",
+)
 """Spec fields (wire names) that cannot change once set."""
 
 IMMUTABLE_RULE: Final = CelRule(
@@ -83,6 +93,16 @@ class ChaosRunSpec(ApiModel):
         description="Resolve and record the targets, inject nothing; copied from the experiment when omitted.",
         json_schema_extra=_frozen(),
     )
+    steady_state: SteadyState | None = Field(
+        default=None,
+        description="The steady-state hypothesis; copied from the experiment when the spec is filled in.",
+        json_schema_extra=_frozen(),
+    )
+    gate: Gate | None = Field(
+        default=None,
+        description="The error-budget gate; copied from the experiment when the spec is filled in.",
+        json_schema_extra=_frozen(),
+    )
 
     @classmethod
     def from_experiment(
@@ -96,6 +116,8 @@ class ChaosRunSpec(ApiModel):
             fault=spec.fault.model_copy(deep=True),
             recovery=spec.recovery.model_copy(deep=True),
             dry_run=spec.dry_run,
+            steady_state=spec.steady_state.model_copy(deep=True) if spec.steady_state else None,
+            gate=spec.gate.model_copy(deep=True) if spec.gate else None,
         )
 
     def is_complete(self) -> bool:
@@ -146,6 +168,35 @@ class EngineRecord(ApiModel):
     finished_at: AwareDatetime | None = Field(default=None, description="When the engine was seen finished.")
 
 
+class ProbeStatus(ApiModel):
+    """One steady-state probe's record for the run: what it answered before, during and after."""
+
+    name: str = Field(max_length=63, description="The probe's name.")
+    type: str = Field(max_length=16, description="http, prometheus or kubernetes.")
+    before: str | None = Field(
+        default=None, max_length=16, description="Held or Failed: the check before injecting."
+    )
+    after: str | None = Field(
+        default=None, max_length=16, description="Held or Failed: the check after recovery."
+    )
+    samples: int = Field(default=0, ge=0, description="Checks while the fault was in place.")
+    failures: int = Field(default=0, ge=0, description="Of those, how many failed.")
+    success_ratio: float | None = Field(
+        default=None, ge=0, le=1, description="Share of the checks during the fault that held."
+    )
+    first_failure: AwareDatetime | None = Field(default=None, description="When it first failed.")
+    last_failure: AwareDatetime | None = Field(default=None, description="When it last failed.")
+    last_answer: str | None = Field(
+        default=None, max_length=512, description="Its latest answer, e.g. HTTP 503 in 12 ms."
+    )
+    latency_p50_ms: float | None = Field(
+        default=None, description="HTTP: median answer time during the fault."
+    )
+    latency_p95_ms: float | None = Field(
+        default=None, description="HTTP: 95th percentile answer time during the fault."
+    )
+
+
 class ChaosRunStatus(ApiModel):
     """The run's journal, written by the operator before each side effect."""
 
@@ -193,6 +244,16 @@ class ChaosRunStatus(ApiModel):
     )
     engine: EngineRecord | None = Field(
         default=None, description="What the fault's engine reported (engines that report, e.g. litmus)."
+    )
+    probes: list[ProbeStatus] = Field(
+        default_factory=list,
+        max_length=16,
+        description="The steady-state probes: before, during (samples, failures, latency) and after.",
+    )
+    probe_summary: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The probes in a few words for kubectl get, e.g. 3/3 held or 1/3 failed.",
     )
     verdict: Verdict | None = Field(
         default=None,

@@ -31,6 +31,13 @@ def less_safe(spec: ChaosRunSpec, experiment: ChaosExperiment) -> list[str]:
         found.append("its fault differs from its experiment's")
     if spec.recovery is not None and spec.recovery != experiment.spec.recovery:
         found.append("its recovery differs from its experiment's (a longer timeout holds a run longer)")
+    complete = spec.is_complete()  # a complete spec is never filled in: what it leaves out stays out
+    if (spec.steady_state is not None or complete) and spec.steady_state != experiment.spec.steady_state:
+        found.append(
+            "its steady-state hypothesis differs from its experiment's (probes and abortAfter guard the run)"
+        )
+    if (spec.gate is not None or complete) and spec.gate != experiment.spec.gate:
+        found.append("its error-budget gate differs from its experiment's")
     if spec.dry_run is False and experiment.spec.dry_run:
         found.append("it sets dryRun: false although its experiment is a dry run")
     if experiment.spec.suspend:

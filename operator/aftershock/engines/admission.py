@@ -31,6 +31,7 @@ from aftershock.cluster.store import CacheUnavailable
 from aftershock.core import litmus_params
 from aftershock.core import policy as core_policy
 from aftershock.core.budget import WorkloadShare, check_shares
+from aftershock.core.endpoints import EndpointRules
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.schedule import ScheduleError, parse_schedule
 from aftershock.core.targets import count_for_mode
@@ -110,6 +111,10 @@ def check_experiment(
         registry=registry,
         recovery=spec.recovery,
         cached=cached,
+        urls=[
+            *(spec.steady_state.urls() if spec.steady_state else []),
+            *(spec.gate.urls() if spec.gate else []),
+        ],
     )
 
 
@@ -126,6 +131,7 @@ def check_action(
     registry: Registry = REGISTRY,
     recovery: Recovery | None = None,
     cached: Reads | None = None,
+    urls: Sequence[str] = (),
 ) -> Outcome:
     """Refuse what no policy would let run (with the message kubectl shows), warn about what runs
     only later (no policy yet, suspended). `recovery` (None: not given) is checked against the
@@ -143,6 +149,7 @@ def check_action(
         runs_now=runs_now,
         registry=registry,
         recovery=recovery,
+        urls=urls,
     )
     if cached is not None:
         try:
@@ -168,6 +175,7 @@ def _check_action(
     runs_now: bool,
     registry: Registry,
     recovery: Recovery | None,
+    urls: Sequence[str],
 ) -> Outcome:
     engine = engine_or_refuse(fault, registry)  # first: before anything is looked up
     fault_kind = engine.policy_kind(fault)
@@ -207,6 +215,14 @@ def _check_action(
         )
         if not duration.allowed:
             raise Refused(duration.message)
+    if urls and policies:  # where the probes and the gate would connect (no request forgery)
+        rules = EndpointRules.build(
+            target_ns, [p.endpoints.allow for _n, p in policies], kube.api_endpoints()
+        )
+        for url in urls:
+            why = rules.refusal(url)
+            if why is not None:
+                raise Refused(f"steady-state probe or gate endpoint refused: {why}")
     needed = required_permissions(engine, fault, cross_namespace=target_ns != namespace)
     _require_could_do_it(kube, user, target_ns, fault_kind, needed)
     if fault.litmus is not None:

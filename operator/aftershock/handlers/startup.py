@@ -145,6 +145,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             urgent_io=urgent_io,
             namespace_labels=namespace_labels,
             reviews=reviews,
+            api_server=kube.api_endpoints(),
         ),
         scheduler=None,
         admission_io=admission_io,

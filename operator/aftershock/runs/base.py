@@ -86,6 +86,7 @@ class RunEnv:
     urgent_io: Io | None = None  # aborts and reverts (kill switch, deletion): never behind `io`
     namespace_labels: NamespaceLabels = field(default_factory=NamespaceLabels)  # shared by all runs
     reviews: Reviews = field(default_factory=Reviews)  # default: nothing reviewed, nothing runs
+    api_server: tuple[tuple[str, int], ...] = ()  # host:port the API server is reached at (probes never are)
 
     def io_for(self, urgent: bool) -> Io:
         """The pool for the next call: a run being aborted must not queue behind busy runs."""

@@ -19,13 +19,15 @@ from aftershock.api.common import Finding, RunPhase, Severity, Verdict, worst
 from aftershock.api.experiment import ChaosExperiment
 from aftershock.api.run import ChaosRun, ChaosRunSpec
 from aftershock.cluster.store import NotSynced, NotWatched
+from aftershock.core import probes as core_probes
 from aftershock.core.backoff import Backoff
 from aftershock.core.naming import SKIP_MESSAGE_ANNOTATION, SKIP_REASON_ANNOTATION
+from aftershock.core.safety import effective_target_namespace
 from aftershock.core.times import parse_time
 from aftershock.engines.base import EngineError
 from aftershock.kube import Conflict, NotFound, Obj, forbidden, transient
 from aftershock.metrics import ACTIVE_FAULTS, INJECTIONS
-from aftershock.runs import observer, review, targeting
+from aftershock.runs import observer, review, steady_state, targeting
 from aftershock.runs.base import Abort, LostClaim, RunEnv, Stop
 from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind, phase_of, unrevertable_finding, with_notes
@@ -44,6 +46,7 @@ class RunDriver:
         self.namespace = namespace
         self.name = name
         self.journal = Journal(env, namespace, name)
+        self.sampler: steady_state.Sampler | None = None  # the run's probes while its fault is in place
 
     def now(self) -> dt.datetime:
         return self.env.clock()
@@ -53,6 +56,14 @@ class RunDriver:
     async def drive(self, stop: Stop, seen: Obj | None = None) -> None:
         """Advance the run one journaled step at a time until it is terminal or we must stop.
         `seen`: the run as the watch event that started us showed it (saves a GET for a new run)."""
+        try:
+            await self._drive(stop, seen)
+        finally:
+            if self.sampler is not None:
+                await self.sampler.stop()
+                await self.sampler.client.close()
+
+    async def _drive(self, stop: Stop, seen: Obj | None) -> None:
         failures = 0
         if seen is not None:
             self.journal.seed(seen)
@@ -91,6 +102,10 @@ class RunDriver:
             revoked = self.env.revoked(self.namespace, self.name)
             if revoked and phase in ACTIVE:
                 await self.abort(obj, run, "GuardrailRevoked", revoked)
+                return
+            aborting = self.sampler.aborting if self.sampler is not None else None
+            if aborting is not None and phase in (RunPhase.INJECTING, RunPhase.OBSERVING):
+                await self.abort(obj, run, core_probes.ABORT_REASON, aborting.message)
                 return
             if not self.env.claims.valid(self.now()):
                 await stop.wait(1.0)  # our own Lease lapsed: act on nothing until it is renewed
@@ -244,7 +259,32 @@ class RunDriver:
         )
         await self.journal.transition(obj, run, RunPhase.OBSERVING, "Observing", what, status=status)
 
+    def _probing(self, run: ChaosRun, stop: Stop, *, fault_active: bool) -> Stop:
+        """Start the run's sampler if it has a hypothesis (also after a restart); `stop` whose waits
+        end early when a probe demands an abort."""
+        if run.spec.steady_state is None:
+            return stop
+        if self.sampler is None:
+            target_ns = effective_target_namespace(
+                self.namespace, run.spec.target.namespace if run.spec.target else None
+            )
+            self.sampler = steady_state.Sampler(self.env, run, self.namespace, target_ns).start()
+        self.sampler.fault_active = fault_active
+        return self.sampler.guard(stop)
+
+    async def _probe_record(
+        self, run: ChaosRun, *, check_after: bool
+    ) -> tuple[dict[str, object], list[Finding]]:
+        """The probes' statuses and summary for the journal, and their findings (nothing without a
+        sampler); stops the sampler."""
+        if self.sampler is None:
+            return {}, []
+        statuses, found, summary = await self.sampler.finish(check_after=check_after)
+        self.sampler = None
+        return {"probes": statuses, "probe_summary": summary}, found
+
     async def observe(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
+        stop = self._probing(run, stop, fault_active=True)
         engine = engine_of(run)
         injected = [t.injected_at for t in run.status.targets if t.injected_at is not None]
         injected_at = min(injected) if injected else self.now()
@@ -298,6 +338,7 @@ class RunDriver:
 
     async def revert_and_recover(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
         """Revert (idempotent, also after a restart), then measure recovery from the revert."""
+        stop = self._probing(run, stop, fault_active=False)
         reverted_at = run.status.reverted_at
         if reverted_at is None:
             failure, notes = await self._revert(run, urgent=False)
@@ -341,6 +382,8 @@ class RunDriver:
     ) -> None:
         """Revert whatever this run applied, then record Aborted (idempotent)."""
         self.journal.urgent = True
+        probed, probe_findings = await self._probe_record(run, check_after=False)
+        extra = [*extra, *probe_findings]
         findings = [*run.status.findings, *extra]
         severity = run.status.severity
         if extra:
@@ -356,7 +399,7 @@ class RunDriver:
                 message = f"{message}; the fault could NOT be reverted: {failure}"
         if run.status.phase is RunPhase.OBSERVING or run.status.phase is RunPhase.REVERTING:
             ACTIVE_FAULTS.labels(fault_kind(run)).dec()
-        status = run.status.model_copy(update={"findings": findings, "severity": severity})
+        status = run.status.model_copy(update={"findings": findings, "severity": severity, **probed})
         try:
             await self.journal.transition(
                 obj, run, RunPhase.ABORTED, reason, message, status=status, precondition=False
@@ -408,7 +451,8 @@ class RunDriver:
     async def error(self, obj: Obj, run: ChaosRun, reason: str, message: str) -> None:
         """End Errored; anything already applied is reverted first (nothing is left behind)."""
         self.journal.urgent = True
-        status = run.status
+        probed, _ = await self._probe_record(run, check_after=False)
+        status = run.status.model_copy(update=probed)
         # from Injecting on, something may be applied even if not yet journaled (a later target
         # failed after earlier ones were hit): reverting is idempotent and finds them by label
         applied = run.status.phase in ACTIVE or any(t.injected_at for t in run.status.targets)
@@ -421,7 +465,7 @@ class RunDriver:
                 )
                 noted["severity"] = Severity.CRITICAL
                 message = f"{message}; the fault could NOT be reverted: {failure}"
-            status = run.status.model_copy(update=noted)
+            status = status.model_copy(update=noted)
         try:
             await self.journal.transition(
                 obj, run, RunPhase.ERRORED, reason, message, status=status, precondition=False
@@ -432,7 +476,9 @@ class RunDriver:
     async def complete(self, obj: Obj, run: ChaosRun, outcome: observer.Recovery) -> None:
         # what was found before recovery was measured (Litmus's verdict, notes from the revert) stays
         earlier = list(run.status.findings)
-        sev = worst([Severity(outcome.severity), *(f.severity for f in earlier)])
+        probed, probe_findings = await self._probe_record(run, check_after=True)
+        found = [*earlier, *outcome.findings, *probe_findings]
+        sev = worst([Severity(outcome.severity), *(f.severity for f in found)])
         verdict = Verdict.PASSED if sev in (Severity.NONE, Severity.LOW) else Verdict.FAILED
         status = run.status.model_copy(
             update={
@@ -440,13 +486,17 @@ class RunDriver:
                 "recovery_seconds": outcome.seconds,
                 "severity": sev,
                 "verdict": verdict,
-                "findings": [*earlier, *outcome.findings],
+                "findings": found,
+                **probed,
             }
         )
         ACTIVE_FAULTS.labels(fault_kind(run)).dec()
         fresh = await self.journal.read()
         if (fresh.get("status") or {}).get("claimedBy") not in (None, self.env.identity):
             raise LostClaim(self.name)
-        await self.journal.transition(
-            fresh, run, RunPhase.COMPLETED, "Completed", outcome.message, status=status
-        )
+        message = outcome.message
+        if probed.get("probe_summary"):
+            message += f"; steady state: {probed['probe_summary']}"
+        if sev != Severity(outcome.severity):
+            message += f"; overall {verdict}, severity {sev}"
+        await self.journal.transition(fresh, run, RunPhase.COMPLETED, "Completed", message, status=status)
