@@ -98,7 +98,7 @@ def test_hypothesis_not_met_skips_the_run_and_injects_nothing(
 
 
 def test_a_pod_delete_that_breaks_the_service_is_a_finding_with_the_probes_evidence(
-    api: client.ApiClient, namespace: str, operator: OperatorProcess
+    cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
     before = shop(api, namespace)
     chaos = Chaos(api, namespace)
@@ -126,6 +126,13 @@ def test_a_pod_delete_that_breaks_the_service_is_a_finding_with_the_probes_evide
     assert "HTTP 503" in finding["detail"]
     assert status["severity"] == "low" and status["verdict"] == "Passed"
     assert status["probeSummary"].startswith("1/1 held")
+    # kubectl get shows it; the metrics carry the probe's success ratio
+    listed = cluster.kubectl("get", "chaosrun", "-n", namespace).stdout
+    assert "PROBES" in listed and "1/1 held" in listed, listed
+    ratio = (probe["samples"] - probe["failures"]) / probe["samples"]
+    line = f'aftershock_probe_success_ratio{{experiment="kill",namespace="{namespace}",probe="checkout"}}'
+    metric = next(m for m in operator.metrics().splitlines() if m.startswith(line))
+    assert abs(float(metric.split()[-1]) - ratio) < 1e-6, metric
 
 
 def test_consecutive_probe_failures_abort_a_partition_and_revert_it_within_seconds(

@@ -579,3 +579,21 @@ def test_default_policy_max_duration() -> None:
     assert "maxDuration" not in policy("--set", "defaultPolicy.maxDuration=")
     result = helm("template", "rel", str(CHART), "--set", "defaultPolicy.maxDuration=an hour", check=False)
     assert result.returncode != 0 and "maxDuration" in result.stderr, result.stderr
+
+
+def test_default_policy_endpoints_allow() -> None:
+    def policy(*args: str) -> dict[str, Any]:
+        spec: dict[str, Any] = yaml.safe_load(one(render(*args), "ConfigMap")["data"]["policy.yaml"])
+        return spec
+
+    assert "endpoints" not in policy()  # by default probes reach only the target namespace's Services
+    allowed = policy(
+        "--set-json", 'defaultPolicy.endpointsAllow=["prometheus.monitoring.svc:9090","10.0.0.0/8"]'
+    )
+    assert allowed["endpoints"] == {"allow": ["prometheus.monitoring.svc:9090", "10.0.0.0/8"]}
+    from aftershock.api.policy import ChaosPolicySpec
+
+    assert ChaosPolicySpec.model_validate(allowed).endpoints.allow == [
+        "prometheus.monitoring.svc:9090",
+        "10.0.0.0/8",
+    ]

@@ -213,6 +213,10 @@ concurrency:
 {{- with $p.maxDuration }}
 maxDuration: {{ . | quote }}
 {{- end }}
+{{- with $p.endpointsAllow }}
+endpoints:
+  allow: {{ toJson . }}
+{{- end }}
 {{- end -}}
 
 {{/* The operator's own Deployment and pods: the release hook stops it before letting go. */}}
