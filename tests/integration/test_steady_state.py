@@ -35,9 +35,13 @@ from tests.support.workloads import deployment, ready_pods
 Body = dict[str, Any]
 
 
-def shop(api: client.ApiClient, namespace: str, replicas: int = 3) -> dict[str, str]:
+def shop(
+    api: client.ApiClient, namespace: str, replicas: int = 3, ready_delay: str | None = None
+) -> dict[str, str]:
     """The workload and its Service; returns its Ready pods (name → uid)."""
-    client.AppsV1Api(api).create_namespaced_deployment(namespace, deployment("shop", replicas=replicas))
+    client.AppsV1Api(api).create_namespaced_deployment(
+        namespace, deployment("shop", replicas=replicas, ready_delay=ready_delay)
+    )
     client.CoreV1Api(api).create_namespaced_service(namespace, service("shop", "shop"))
     wait_for(lambda: len(ready_pods(api, namespace, "shop")) == replicas, timeout=60, message="Ready pods")
     wait_for(
@@ -100,7 +104,7 @@ def test_hypothesis_not_met_skips_the_run_and_injects_nothing(
 def test_a_pod_delete_that_breaks_the_service_is_a_finding_with_the_probes_evidence(
     cluster: Cluster, api: client.ApiClient, namespace: str, operator: OperatorProcess
 ) -> None:
-    before = shop(api, namespace)
+    before = shop(api, namespace, ready_delay="3s")  # a replacement is unready for 3 s: the probe sees it
     chaos = Chaos(api, namespace)
     with health_server(lambda: ready_endpoints(api, namespace, "shop") >= 3) as checkout:
         chaos.create_experiment(
