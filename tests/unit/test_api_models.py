@@ -379,7 +379,7 @@ def test_fields_populate_by_name_and_alias() -> None:
 
 
 def test_fault_kinds_are_derived_from_the_model() -> None:
-    assert FAULT_KINDS == ("podDelete", "networkPartition", "litmus")
+    assert FAULT_KINDS == ("podDelete", "networkPartition", "litmus", "toxiproxy")
     assert set(FAULT_KINDS) <= set(KNOWN_FAULT_KINDS)
     assert set(FAULT_KINDS) == {f.alias for n, f in Fault.model_fields.items() if n not in Fault.SETTINGS}
 

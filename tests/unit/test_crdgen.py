@@ -178,10 +178,14 @@ def test_experiment_cel_rules() -> None:
     ]
     fault_rules = spec["fault"]["x-kubernetes-validations"]
     assert fault_rules[0]["rule"] == (
-        "(has(self.podDelete) ? 1 : 0) + (has(self.networkPartition) ? 1 : 0) + (has(self.litmus) ? 1 : 0) == 1"
+        "(has(self.podDelete) ? 1 : 0) + (has(self.networkPartition) ? 1 : 0) + (has(self.litmus) ? 1 : 0)"
+        " + (has(self.toxiproxy) ? 1 : 0) == 1"
     )
-    assert "one of: podDelete, networkPartition, litmus" in fault_rules[0]["message"]
-    assert fault_rules[1]["rule"] == "!(has(self.networkPartition) || has(self.litmus)) || has(self.duration)"
+    assert "one of: podDelete, networkPartition, litmus, toxiproxy" in fault_rules[0]["message"]
+    assert (
+        fault_rules[1]["rule"]
+        == "!(has(self.networkPartition) || has(self.litmus) || has(self.toxiproxy)) || has(self.duration)"
+    )
     assert "fault.duration is required" in fault_rules[1]["message"]
     target_rules = {r["message"]: r for r in spec["target"]["x-kubernetes-validations"]}
     assert all(r["fieldPath"] == ".value" for r in target_rules.values())

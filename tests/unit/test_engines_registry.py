@@ -44,13 +44,23 @@ def litmus(experiment: str = "pod-delete", **extra: Any) -> Fault:
     return Fault.model_validate({"duration": "30s", "litmus": spec})
 
 
+def toxiproxy() -> Fault:
+    spec = {"endpoint": "http://toxiproxy.shop.svc:8474", "proxy": "redis", "toxics": [{"type": "latency"}]}
+    return Fault.model_validate({"duration": "30s", "toxiproxy": spec})
+
+
 def one_fault_per_kind() -> dict[str, Fault]:
-    return {"podDelete": pod_delete(), "networkPartition": partition(), "litmus": litmus()}
+    return {
+        "podDelete": pod_delete(),
+        "networkPartition": partition(),
+        "litmus": litmus(),
+        "toxiproxy": toxiproxy(),
+    }
 
 
 def every_fault() -> list[Fault]:
     """One fault of every kind, and every Litmus experiment."""
-    return [pod_delete(), partition(), *(litmus(name) for name in core_litmus.CATALOG)]
+    return [pod_delete(), partition(), toxiproxy(), *(litmus(name) for name in core_litmus.CATALOG)]
 
 
 # --- one table, agreeing with the API ------------------------------------------------------------
@@ -125,6 +135,8 @@ def test_damage_tables() -> None:
             Permission("patch", "", "pods"),
         ),
         "litmus": (Permission("create", "litmuschaos.io", "chaosengines"),),
+        # nothing in the Kubernetes API: where toxics may go is the endpoint rules' business
+        "toxiproxy": (),
     }
     for kind, fault in one_fault_per_kind().items():
         assert engine_for(kind).damage(fault) == expected[kind], kind
@@ -181,6 +193,7 @@ def test_every_sustained_kind_declares_how_its_artifacts_are_found_and_removed()
         "PodLabel",
         "ChaosEngine",
         "PodTargetLabel",
+        "ToxiproxyToxic",
     ]
 
 

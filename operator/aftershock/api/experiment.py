@@ -31,6 +31,7 @@ from aftershock.api.common import (
 )
 from aftershock.api.durations import parse_duration
 from aftershock.api.steady_state import Gate, SteadyState
+from aftershock.api.toxiproxy import ToxiproxyFault
 
 MAX_NAME_LENGTH: Final = 52
 """Run names are ``<experiment>-<unix seconds>`` (11 more characters) and must fit in 63."""
@@ -369,7 +370,7 @@ class LitmusFault(ApiModel):
         return self.chaos_service_account or litmus.provisioned_name(self.experiment)
 
 
-SUSTAINED_FAULT_KINDS: Final = ("networkPartition", "litmus")
+SUSTAINED_FAULT_KINDS: Final = ("networkPartition", "litmus", "toxiproxy")
 """Faults held for fault.duration (by aftershock, or by Litmus); they need a duration."""
 
 SUSTAINED_DURATION_RULE: Final = CelRule(
@@ -408,6 +409,11 @@ class Fault(ApiModel):
     litmus: LitmusFault | None = Field(
         default=None,
         description="Run a LitmusChaos 3.x experiment on the targets for fault.duration.",
+    )
+    toxiproxy: ToxiproxyFault | None = Field(
+        default=None,
+        description="Degrade a dependency of the targets for fault.duration: toxics on an existing"
+        " Toxiproxy proxy (latency, timeouts, resets, bandwidth), removed afterwards.",
     )
 
     @property

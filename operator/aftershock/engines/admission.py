@@ -222,7 +222,7 @@ def _check_action(
         for url in urls:
             why = rules.refusal(url)
             if why is not None:
-                raise Refused(f"steady-state probe or gate endpoint refused: {why}")
+                raise Refused(f"steady-state probe, gate or Toxiproxy endpoint refused: {why}")
     needed = required_permissions(engine, fault, cross_namespace=target_ns != namespace)
     _require_could_do_it(kube, user, target_ns, fault_kind, needed)
     if fault.litmus is not None:

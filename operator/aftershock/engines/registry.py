@@ -36,6 +36,7 @@ from aftershock.engines.base import (
 from aftershock.engines.litmus import LitmusEngine
 from aftershock.engines.network_partition import NetworkPartitionEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
+from aftershock.engines.toxiproxy import ToxiproxyEngine
 
 
 class FaultEngine(Protocol):
@@ -139,7 +140,7 @@ def build(engines: Iterable[FaultEngine]) -> Registry:
     return MappingProxyType(table)
 
 
-REGISTRY: Final = build([PodDeleteEngine(), NetworkPartitionEngine(), LitmusEngine()])
+REGISTRY: Final = build([PodDeleteEngine(), NetworkPartitionEngine(), LitmusEngine(), ToxiproxyEngine()])
 
 
 def engine_for(kind: str, registry: Registry = REGISTRY) -> FaultEngine:
