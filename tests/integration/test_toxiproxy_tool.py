@@ -36,7 +36,7 @@ def toxiproxy() -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     try:
         version = wait_for(lambda: _request("GET", f"{url}/version"), timeout=20, message="toxiproxy API")
-        assert version.strip() == versions()["TOXIPROXY_VERSION"]
+        assert json.loads(version)["version"] == versions()["TOXIPROXY_VERSION"]
         yield url
     finally:
         server.terminate()

@@ -70,7 +70,8 @@ class Toxiproxy:
         return json.loads(text) if text.strip().startswith(("{", "[")) else text
 
     def version(self) -> str:
-        return str(self.call("GET", "/version")).strip()
+        answer = self.call("GET", "/version")  # 2.12 answers {"version": ...}, older releases plain text
+        return str(answer.get("version") if isinstance(answer, dict) else answer).strip()
 
     def create_proxy(self, name: str, listen: str, upstream: str) -> None:
         self.call("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream, "enabled": True})
