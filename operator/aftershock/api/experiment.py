@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, Final
 from pydantic import AwareDatetime, ConfigDict, Field, model_validator
 
 from aftershock.api import litmus_catalog as litmus
+from aftershock.api.analysis import Analysis
 from aftershock.api.cel import CelRule, matches, validations
 from aftershock.api.common import (
     CONDITIONS_LIST_SCHEMA,
@@ -555,6 +556,11 @@ class ChaosExperimentSpec(ApiModel):
         default=None,
         description="Error-budget gate, checked before each run: while its Prometheus query is out of"
         " bounds, the run is Skipped (ErrorBudgetExhausted) and nothing is injected.",
+    )
+    analysis: Analysis | None = Field(
+        default=None,
+        description="How the system degraded, from Prometheus queries with a baseline taken before"
+        " injecting: retry storms, missing backpressure, missing timeouts (each a high finding).",
     )
 
     @property

@@ -13,6 +13,7 @@ from typing import Annotated, Any, ClassVar, Final
 
 from pydantic import AwareDatetime, ConfigDict, Field
 
+from aftershock.api.analysis import Analysis
 from aftershock.api.cel import CelRule, validations
 from aftershock.api.common import (
     CONDITIONS_LIST_SCHEMA,
@@ -37,6 +38,7 @@ FROZEN_FIELDS: Final = (
     "dryRun",
     "steadyState",
     "gate",
+    "analysis",
 )
 """Spec fields (wire names) that cannot change once set."""
 
@@ -103,6 +105,11 @@ class ChaosRunSpec(ApiModel):
         description="The error-budget gate; copied from the experiment when the spec is filled in.",
         json_schema_extra=_frozen(),
     )
+    analysis: Analysis | None = Field(
+        default=None,
+        description="The degradation analysis; copied from the experiment when the spec is filled in.",
+        json_schema_extra=_frozen(),
+    )
 
     @classmethod
     def from_experiment(
@@ -118,6 +125,7 @@ class ChaosRunSpec(ApiModel):
             dry_run=spec.dry_run,
             steady_state=spec.steady_state.model_copy(deep=True) if spec.steady_state else None,
             gate=spec.gate.model_copy(deep=True) if spec.gate else None,
+            analysis=spec.analysis.model_copy(deep=True) if spec.analysis else None,
         )
 
     def is_complete(self) -> bool:
@@ -197,6 +205,19 @@ class ProbeStatus(ApiModel):
     )
 
 
+class AnalysisRecord(ApiModel):
+    """One analysis query over the run: its baseline, its peak during the fault, what it meant."""
+
+    name: str = Field(max_length=32, description="retryStorm, backpressure or latency.")
+    baseline: float | None = Field(default=None, description="Its value right before injecting.")
+    peak: float | None = Field(default=None, description="Its largest value during the fault.")
+    peak_time: AwareDatetime | None = Field(default=None, description="When the peak was seen.")
+    samples: int = Field(default=0, ge=0, description="Samples taken during the fault.")
+    amplification: float | None = Field(default=None, description="retryStorm: peak ÷ baseline.")
+    finding: str | None = Field(default=None, max_length=64, description="The finding it led to, if any.")
+    error: str | None = Field(default=None, max_length=512, description="Why it could not be read, if so.")
+
+
 class ChaosRunStatus(ApiModel):
     """The run's journal, written by the operator before each side effect."""
 
@@ -249,6 +270,11 @@ class ChaosRunStatus(ApiModel):
         default_factory=list,
         max_length=16,
         description="The steady-state probes: before, during (samples, failures, latency) and after.",
+    )
+    analysis: list[AnalysisRecord] = Field(
+        default_factory=list,
+        max_length=3,
+        description="How the system degraded (spec.analysis): baselines, peaks and findings.",
     )
     probe_summary: str | None = Field(
         default=None,

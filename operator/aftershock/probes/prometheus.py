@@ -8,6 +8,7 @@ import math
 
 import aiohttp
 
+from aftershock.api.analysis import PrometheusSource
 from aftershock.api.durations import parse_duration
 from aftershock.api.steady_state import PrometheusQuery
 from aftershock.core.probes import Answer
@@ -66,3 +67,25 @@ async def check(query: PrometheusQuery, client: GuardedClient, now: dt.datetime)
     if bad:
         return Answer(ok=False, detail=f"{shown} (must be {query.bounds_text()})", at=now)
     return Answer(ok=True, detail=f"{shown} ({query.bounds_text()})", at=now)
+
+
+async def read(source: PrometheusSource, client: GuardedClient) -> tuple[float | None, str | None, bool]:
+    """The largest sample of an analysis query: (value, why there is none, refused by the rules)."""
+    timeout = parse_duration(source.timeout).total_seconds()
+    url = source.url.rstrip("/") + "/api/v1/query"
+    try:
+        resp = await client.get(url, timeout=timeout, params={"query": source.query})
+    except Refused as exc:
+        return None, f"refused: {exc}", True
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        return None, f"Prometheus unreachable: {type(exc).__name__}: {exc}"[:300], False
+    try:
+        values = values_of(json.loads(resp.body))
+    except (ValueError, TypeError, KeyError) as exc:
+        return None, f"unreadable answer (HTTP {resp.status}): {exc}"[:300], False
+    if isinstance(values, str):
+        return None, values[:300], False
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return None, "no data", False
+    return max(finite), None, False

@@ -262,7 +262,7 @@ class RunDriver:
     def _probing(self, run: ChaosRun, stop: Stop, *, fault_active: bool) -> Stop:
         """Start the run's sampler if it has a hypothesis (also after a restart); `stop` whose waits
         end early when a probe demands an abort."""
-        if run.spec.steady_state is None:
+        if run.spec.steady_state is None and run.spec.analysis is None:
             return stop
         if self.sampler is None:
             target_ns = effective_target_namespace(
@@ -279,9 +279,9 @@ class RunDriver:
         sampler); stops the sampler."""
         if self.sampler is None:
             return {}, []
-        statuses, found, summary = await self.sampler.finish(check_after=check_after)
+        update, found = await self.sampler.finish(check_after=check_after)
         self.sampler = None
-        return {"probes": statuses, "probe_summary": summary}, found
+        return update, found
 
     async def observe(self, obj: Obj, run: ChaosRun, stop: Stop) -> None:
         stop = self._probing(run, stop, fault_active=True)

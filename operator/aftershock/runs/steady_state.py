@@ -17,8 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from aftershock.api.common import Finding
-from aftershock.api.run import ChaosRun, ProbeStatus
+from aftershock.api.run import AnalysisRecord, ChaosRun, ProbeStatus
 from aftershock.api.steady_state import Probe, PrometheusQuery
+from aftershock.core import analysis
 from aftershock.core import probes as core
 from aftershock.core.endpoints import EndpointRules
 from aftershock.engines.policy_gate import Policies, parse_policies
@@ -29,6 +30,9 @@ from aftershock.runs.base import RunEnv, Stop
 from aftershock.runs.journal import fault_kind
 
 log = logging.getLogger(__name__)
+
+DEFAULT_INTERVAL = 2.0  # seconds between analysis samples when there is no hypothesis
+KEEP_SAMPLES = 2000  # per analysis query: over an hour at the default interval
 
 
 def endpoint_rules(env: RunEnv, target_ns: str, policies: Policies | None = None) -> EndpointRules:
@@ -64,6 +68,7 @@ class Before:
     """What the checks before injecting found. `skip`/`error`: (reason, message) to end the run with."""
 
     answers: dict[str, core.Answer] = field(default_factory=dict)
+    baselines: dict[str, AnalysisRecord] = field(default_factory=dict)
     skip: tuple[str, str] | None = None
     error: tuple[str, str] | None = None
 
@@ -75,15 +80,31 @@ class Before:
             if p.name in self.answers
         ]
 
+    def update(self, run: ChaosRun) -> dict[str, object]:
+        """The status fields that record these checks (nothing when there were none)."""
+        found: dict[str, object] = {}
+        statuses = self.statuses(run)
+        if statuses:
+            found.update(probes=statuses, probe_summary=core.summary(statuses))
+        if self.baselines:
+            found["analysis"] = list(self.baselines.values())
+        return found
+
 
 async def before_injecting(env: RunEnv, run: ChaosRun, target_ns: str, policies: Policies) -> Before:
     """The gate, then the hypothesis: both must hold for the run to inject anything."""
     spec = run.spec
     result = Before()
-    if spec.gate is None and spec.steady_state is None:
+    if spec.gate is None and spec.steady_state is None and spec.analysis is None:
         return result
     client = GuardedClient(endpoint_rules(env, target_ns, policies))
     try:
+        for name, source in (spec.analysis.sources() if spec.analysis else {}).items():
+            value, error, was_refused = await prometheus.read(source, client)
+            if was_refused:
+                result.error = (core.REFUSED_REASON, f"analysis {name}: {error}; nothing was injected")
+                return result
+            result.baselines[name] = AnalysisRecord(name=name, baseline=value, error=error)
         if spec.gate is not None:
             gate = await prometheus.check(spec.gate.prometheus, client, env.clock())
             if gate.refused:
@@ -124,13 +145,21 @@ class Sampler:
     """Checks a run's probes every interval while its fault is in place, in one task."""
 
     def __init__(self, env: RunEnv, run: ChaosRun, namespace: str, target_ns: str) -> None:
-        assert run.spec.steady_state is not None
         self.env = env
         self.run = run
         self.namespace = namespace
         self.target_ns = target_ns
-        self.hypothesis = run.spec.steady_state
-        self.tallies = {p.name: core.Tally(p.name, p.type) for p in self.hypothesis.probes}
+        self.probes = list(run.spec.steady_state.probes) if run.spec.steady_state else []
+        self.interval = (
+            run.spec.steady_state.interval_delta.total_seconds()
+            if run.spec.steady_state
+            else DEFAULT_INTERVAL
+        )
+        self.tallies = {p.name: core.Tally(p.name, p.type) for p in self.probes}
+        self.sources = run.spec.analysis.sources() if run.spec.analysis else {}
+        self.series: dict[str, list[analysis.Sample]] = {name: [] for name in self.sources}
+        self.errors: dict[str, str] = {}
+        self.baselines = {r.name: r for r in run.status.analysis}
         self.before: dict[str, core.Answer] = {}
         for status in run.status.probes:  # what was journaled before injecting
             if status.before is not None:
@@ -147,11 +176,12 @@ class Sampler:
         return self
 
     async def _loop(self) -> None:
-        interval = self.hypothesis.interval_delta.total_seconds()
         while True:
             started = asyncio.get_running_loop().time()
-            answers = await check_all(self.hypothesis.probes, self.client, self.env, self.target_ns)
-            for probe in self.hypothesis.probes:
+            answers, _ = await asyncio.gather(
+                check_all(self.probes, self.client, self.env, self.target_ns), self._sample_analysis()
+            )
+            for probe in self.probes:
                 tally = self.tallies[probe.name]
                 tally.record(answers[probe.name])
                 ratio = tally.ratio()
@@ -167,7 +197,19 @@ class Sampler:
                     PROBE_ABORTS.labels(fault_kind(self.run)).inc()
                     self.event.set()
             elapsed = asyncio.get_running_loop().time() - started
-            await asyncio.sleep(max(0.0, interval - elapsed))
+            await asyncio.sleep(max(0.0, self.interval - elapsed))
+
+    async def _sample_analysis(self) -> None:
+        async def one(name: str) -> None:
+            value, error, _refused = await prometheus.read(self.sources[name], self.client)
+            if value is None:
+                self.errors[name] = error or "no data"
+                return
+            samples = self.series[name]
+            samples.append((self.env.clock(), value))
+            del samples[:-KEEP_SAMPLES]
+
+        await asyncio.gather(*(one(name) for name in self.sources))
 
     def guard(self, stop: Stop) -> Stop:
         """`stop`, whose waits also end when a probe demands an abort (the observer then returns)."""
@@ -193,18 +235,59 @@ class Sampler:
                 await self._task
             self._task = None
 
-    async def finish(self, *, check_after: bool) -> tuple[list[ProbeStatus], list[Finding], str | None]:
-        """Stop sampling; check once more when the run recovered (`check_after`); the probes'
-        statuses, findings and summary for the journal."""
+    async def finish(self, *, check_after: bool) -> tuple[dict[str, object], list[Finding]]:
+        """Stop sampling; check the probes once more when the run recovered (`check_after`); the
+        status fields (probes, summary, analysis) and the findings for the journal."""
         await self.stop()
         after: dict[str, core.Answer] = {}
-        if check_after:
-            after = await check_all(self.hypothesis.probes, self.client, self.env, self.target_ns)
+        if check_after and self.probes:
+            after = await check_all(self.probes, self.client, self.env, self.target_ns)
         await self.client.close()
-        statuses = [
-            self.tallies[p.name].to_status(self.before.get(p.name), after.get(p.name))
-            for p in self.hypothesis.probes
-        ]
+        update: dict[str, object] = {}
         found = [self.aborting.finding] if self.aborting else []
-        found += core.findings(list(self.tallies.values()), after)
-        return statuses, found, core.summary(statuses, self.aborting.probe.name if self.aborting else None)
+        if self.probes:
+            statuses = [
+                self.tallies[p.name].to_status(self.before.get(p.name), after.get(p.name))
+                for p in self.probes
+            ]
+            found += core.findings(list(self.tallies.values()), after)
+            update["probes"] = statuses
+            update["probe_summary"] = core.summary(
+                statuses, self.aborting.probe.name if self.aborting else None
+            )
+        if self.run.spec.analysis is not None:
+            records, analysed = self._analysis()
+            update["analysis"] = records
+            found += analysed
+        return update, found
+
+    def _analysis(self) -> tuple[list[AnalysisRecord], list[Finding]]:
+        assert self.run.spec.analysis is not None
+        series = {
+            name: analysis.Series(self.baselines[name].baseline if name in self.baselines else None, samples)
+            for name, samples in self.series.items()
+        }
+        found, measured = analysis.judge(self.run.spec.analysis, series)
+        titles = {
+            "retryStorm": "Retry storm",
+            "backpressure": "No backpressure",
+            "latency": "Missing timeouts",
+        }
+        records = []
+        for name, one in series.items():
+            peak = one.peak()
+            earlier = self.baselines.get(name)
+            error = self.errors.get(name) if not one.samples else None
+            records.append(
+                AnalysisRecord(
+                    name=name,
+                    baseline=one.baseline,
+                    peak=peak[1] if peak else None,
+                    peak_time=peak[0] if peak else None,
+                    samples=len(one.samples),
+                    amplification=measured.get("amplification") if name == "retryStorm" else None,
+                    finding=next((f.title for f in found if f.title == titles[name]), None),
+                    error=error or (earlier.error if earlier else None),
+                )
+            )
+        return records, found

@@ -13,10 +13,9 @@ from collections.abc import Callable
 
 from aftershock.api.common import RunPhase
 from aftershock.api.durations import parse_duration
-from aftershock.api.run import ChaosRun, ProbeStatus
+from aftershock.api.run import ChaosRun
 from aftershock.core import budget
 from aftershock.core import policy as core_policy
-from aftershock.core import probes as core_probes
 from aftershock.core.journal_check import Expected, journal_problem, longest_run
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.selectors import is_empty
@@ -241,10 +240,10 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
     if before.error is not None:
         raise Abort(*before.error)
     if before.skip is not None:
-        status = run.status.model_copy(update=probe_update(before.statuses(run)))
+        status = run.status.model_copy(update=before.update(run))
         await journal.transition(obj, run, RunPhase.SKIPPED, *before.skip, status=status)
         return
-    run = run.model_copy(update={"status": run.status.model_copy(update=probe_update(before.statuses(run)))})
+    run = run.model_copy(update={"status": run.status.model_copy(update=before.update(run))})
     request = budget_request(env, run, namespace, name, target_ns, workloads, pods, chosen, policies)
     # the shared budgets, decided as if the runs released together came one after another: a dry
     # run injects nothing, so it asks without claiming
@@ -262,13 +261,6 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
         if claimed:  # not journaled Injecting: our claim must not hold the budget (pruning would, later)
             await ledger.release(env, run.uid or "", env.identity)
         raise
-
-
-def probe_update(statuses: list[ProbeStatus]) -> dict[str, object]:
-    """The status fields that record the probes' checks (nothing when there are none)."""
-    if not statuses:
-        return {}
-    return {"probes": statuses, "probe_summary": core_probes.summary(statuses)}
 
 
 def budget_request(
