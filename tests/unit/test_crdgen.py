@@ -343,3 +343,13 @@ def test_runs_as_a_module(tmp_path: Path) -> None:
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(generate())
     assert "wrote" in result.stdout
+
+
+def test_exclusive_bounds_become_openapi_3_0_flags() -> None:
+    """pydantic's gt gives JSON Schema 2020's numeric exclusiveMinimum; the API server reads
+    OpenAPI 3.0: minimum plus exclusiveMinimum: true (a number there refuses the whole CRD)."""
+    spec = version(ChaosExperiment)["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    amplification = spec["properties"]["analysis"]["properties"]["retryStorm"]["properties"][
+        "maxAmplification"
+    ]
+    assert (amplification["minimum"], amplification["exclusiveMinimum"]) == (1, True)

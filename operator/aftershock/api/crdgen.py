@@ -194,6 +194,11 @@ def _convert(node: Mapping[str, Any], defs: Mapping[str, Any], path: str) -> dic
             out[key] = " ".join(value.split())  # docstrings wrap; kubectl explain re-wraps anyway
         elif key == "required":
             out[key] = sorted(value)
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020 (pydantic's gt/lt) gives the bound; OpenAPI 3.0 wants it as
+            # minimum/maximum with a boolean flag
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         elif key in _ALLOWED_KEYWORDS:
             out[key] = value
         else:

@@ -114,6 +114,8 @@ def check_experiment(
         urls=[
             *(spec.steady_state.urls() if spec.steady_state else []),
             *(spec.gate.urls() if spec.gate else []),
+            *(spec.analysis.urls() if spec.analysis else []),
+            *([spec.fault.toxiproxy.endpoint] if spec.fault.toxiproxy else []),
         ],
     )
 
@@ -222,7 +224,7 @@ def _check_action(
         for url in urls:
             why = rules.refusal(url)
             if why is not None:
-                raise Refused(f"steady-state probe, gate or Toxiproxy endpoint refused: {why}")
+                raise Refused(f"steady-state probe, gate, analysis or Toxiproxy endpoint refused: {why}")
     needed = required_permissions(engine, fault, cross_namespace=target_ns != namespace)
     _require_could_do_it(kube, user, target_ns, fault_kind, needed)
     if fault.litmus is not None:
