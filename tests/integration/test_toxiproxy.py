@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,8 +12,9 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from tests.support.chaos import Chaos, experiment
+from tests.support.cluster import Cluster
 from tests.support.net import free_port
-from tests.support.operator import OperatorProcess
+from tests.support.operator import OperatorProcess, solo_operator
 from tests.support.policies import apply_policy, permissive
 from tests.support.toxiproxy import toxiproxy
 from tests.support.waiting import wait_for
@@ -122,3 +125,53 @@ def test_an_endpoint_outside_the_policy_is_refused_at_admission(
             experiment("meta", app="shop", fault=fault("http://169.254.169.254:8474"))
         )
     assert "Toxiproxy endpoint refused" in (info.value.body or "") and "link-local" in (info.value.body or "")
+
+
+def test_operator_killed_mid_fault_then_the_restarted_operator_removes_the_toxics(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path
+) -> None:
+    ns = solo_namespace
+    workload(api, ns)
+    chaos = Chaos(api, ns)
+    with toxiproxy() as tp:
+        first = solo_operator(cluster.kubeconfig, tmp_path, ns, "first")
+        try:
+            chaos.create_experiment(experiment("slow", app="shop", fault=fault(tp.url, duration="8s")))
+            added = wait_for(lambda: tp.names(), timeout=60, message="the toxics in place")
+        finally:
+            first.stop(signal.SIGKILL)
+        assert tp.names() == added  # nobody drives the run: the toxics stay until someone does
+        second = solo_operator(cluster.kubeconfig, tmp_path, ns, "first")  # the same identity, restarted
+        try:
+            status = finished(chaos, "slow", timeout=90)["status"]
+        finally:
+            second.stop()
+        assert tp.names() == set()
+    assert status["phase"] == "Completed" and status["revertedAt"], status
+    assert len(chaos.runs("slow")) == 1
+
+
+def test_the_sweeper_removes_toxics_whose_run_is_gone_and_leaves_others_alone(
+    cluster: Cluster, api: client.ApiClient, solo_namespace: str, tmp_path: Path
+) -> None:
+    ns = solo_namespace
+    chaos = Chaos(api, ns)
+    with toxiproxy() as tp:
+        # an experiment that names the endpoint (suspended: it never runs), and toxics as a run of
+        # this namespace that no longer exists would have left them, beside someone else's
+        body = experiment("slow", app="shop", fault=fault(tp.url))
+        body["spec"].update(schedule="@yearly", suspend=True)
+        chaos.create_experiment(body)
+        orphan = f"aftershock.{ns}.0b5e2a7c-dead-4bee-8a11-000000000000.0"
+        for name in (orphan, "theirs"):
+            tp.request(
+                "POST",
+                "/proxies/backend/toxics",
+                {"name": name, "type": "latency", "attributes": {"latency": 50}},
+            )
+        operator = solo_operator(cluster.kubeconfig, tmp_path, ns, "sweeper")
+        try:
+            wait_for(lambda: orphan not in tp.names(), timeout=30, message="the orphaned toxic swept")
+        finally:
+            operator.stop()
+        assert tp.names() == {"theirs"}  # one aftershock did not name is never touched
