@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import urllib.error
@@ -40,8 +41,18 @@ class Toxiproxy:
 
 
 @contextmanager
-def toxiproxy(proxy: str = "backend") -> Iterator[Toxiproxy]:
-    """toxiproxy-server on a free loopback port with one proxy, `proxy`, in front of an echo server."""
+def toxiproxy(
+    proxy: str = "backend", *, upstream: str | None = None, listen: int | None = None
+) -> Iterator[Toxiproxy]:
+    """toxiproxy-server on a free loopback port with one proxy, `proxy` (listening on `listen`, a
+    free port by default), in front of `upstream` ("127.0.0.1:PORT"; an echo server by default)."""
+    with contextlib.ExitStack() as stack:
+        target = upstream or f"127.0.0.1:{stack.enter_context(echo_server())}"
+        yield stack.enter_context(_server(proxy, target, listen or free_port()))
+
+
+@contextmanager
+def _server(proxy: str, upstream: str, listen: int) -> Iterator[Toxiproxy]:
     port = free_port()
     server = subprocess.Popen(
         [str(bin_dir("toxiproxy") / "toxiproxy-server"), "-host", "127.0.0.1", "-port", str(port)],
@@ -49,23 +60,18 @@ def toxiproxy(proxy: str = "backend") -> Iterator[Toxiproxy]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        with echo_server() as upstream:
-            tp = Toxiproxy(f"http://127.0.0.1:{port}", proxy, free_port())
+        tp = Toxiproxy(f"http://127.0.0.1:{port}", proxy, listen)
 
-            def up() -> bool:
-                try:
-                    tp.request("GET", "/version")
-                except (urllib.error.URLError, ConnectionError):
-                    return False
-                return True
+        def up() -> bool:
+            try:
+                tp.request("GET", "/version")
+            except (urllib.error.URLError, ConnectionError):
+                return False
+            return True
 
-            wait_for(up, timeout=20, message="the Toxiproxy API")
-            tp.request(
-                "POST",
-                "/proxies",
-                {"name": proxy, "listen": f"127.0.0.1:{tp.listen}", "upstream": f"127.0.0.1:{upstream}"},
-            )
-            yield tp
+        wait_for(up, timeout=20, message="the Toxiproxy API")
+        tp.request("POST", "/proxies", {"name": proxy, "listen": f"127.0.0.1:{listen}", "upstream": upstream})
+        yield tp
     finally:
         server.terminate()
         server.wait(timeout=10)
