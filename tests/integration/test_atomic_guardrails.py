@@ -174,10 +174,10 @@ def _assert_within_two_pods(
     for run in runs:
         status = run["status"]
         if run in injected:
-            assert status["phase"] == "Completed", status
+            assert status["phase"] == "Completed", (status.get("reason"), status.get("message"), status)
             assert status["claimedBy"] in ("replica-a", "replica-b"), status
         else:
-            assert status["phase"] == "Skipped", status
+            assert status["phase"] == "Skipped", (status.get("reason"), status.get("message"), status)
             assert status["reason"] in ("ConcurrencyLimit", "BlastRadiusExceeded"), status
             assert "blast radius" in status["message"] or "maxActiveRunsPerNamespace" in status["message"], (
                 status

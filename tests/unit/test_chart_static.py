@@ -3,6 +3,7 @@ and that its copy of the CRDs is the repository's."""
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 from pathlib import Path
@@ -23,9 +24,14 @@ def helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     )
 
 
+@functools.cache
+def _template(*args: str) -> str:
+    """helm template's output, once per distinct set of arguments (each run costs about a second)."""
+    return helm("template", "rel", str(CHART), "--namespace", "chaos-system", *args).stdout
+
+
 def render(*args: str) -> list[dict[str, Any]]:
-    out = helm("template", "rel", str(CHART), "--namespace", "chaos-system", *args).stdout
-    return [doc for doc in yaml.safe_load_all(out) if doc]
+    return [doc for doc in yaml.safe_load_all(_template(*args)) if doc]
 
 
 def one(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
