@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final
 from urllib.parse import urlsplit
 
-from aftershock.api.policy import ENDPOINT_PATTERN
+from aftershock.api.policy import ENDPOINT_PATTERN, ChaosPolicySpec
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -154,6 +154,16 @@ class EndpointRules:
                     continue
             policies.append(entries)
         return cls(namespace, policies, frozenset((h.lower(), p) for h, p in api_server))
+
+    @classmethod
+    def from_policies(
+        cls,
+        namespace: str,
+        policies: Iterable[tuple[str, ChaosPolicySpec]],
+        api_server: Iterable[tuple[str, int]] = (),
+    ) -> EndpointRules:
+        """The rules of these ChaosPolicies (name, spec) for a run's target namespace."""
+        return cls.build(namespace, [spec.endpoints.allow for _name, spec in policies], api_server)
 
     def _own_service(self, host: str) -> bool:
         match = _SERVICE.match(host)

@@ -218,9 +218,7 @@ def _check_action(
         if not duration.allowed:
             raise Refused(duration.message)
     if urls and policies:  # where the probes and the gate would connect (no request forgery)
-        rules = EndpointRules.build(
-            target_ns, [p.endpoints.allow for _n, p in policies], kube.api_endpoints()
-        )
+        rules = EndpointRules.from_policies(target_ns, policies, kube.api_endpoints())
         for url in urls:
             why = rules.refusal(url)
             if why is not None:

@@ -70,9 +70,7 @@ def toxic_bodies(ctx: InjectContext) -> list[dict[str, Any]]:
 
 def _rules(ctx: InjectContext) -> EndpointRules:
     policies = parse_policies(ctx.kube.list_policies())
-    return EndpointRules.build(
-        ctx.target_namespace, [p.endpoints.allow for _n, p in policies], ctx.kube.api_endpoints()
-    )
+    return EndpointRules.from_policies(ctx.target_namespace, policies, ctx.kube.api_endpoints())
 
 
 def _api(ctx: InjectContext, *, guarded: bool) -> ToxiproxyAPI:

@@ -60,8 +60,7 @@ class RunDriver:
             await self._drive(stop, seen)
         finally:
             if self.sampler is not None:
-                await self.sampler.stop()
-                await self.sampler.client.close()
+                await self.sampler.close()
 
     async def _drive(self, stop: Stop, seen: Obj | None) -> None:
         failures = 0

@@ -27,8 +27,9 @@ from aftershock.engines.admission import LiveReads
 from aftershock.engines.policy_gate import parse_policies
 from aftershock.engines.workloads import find_workloads, is_ready, pods_of
 from aftershock.kube import Kube
-from aftershock.probes import http, prometheus, workload
+from aftershock.probes import prometheus
 from aftershock.probes.guard import GuardedClient
+from aftershock.runs.steady_state import check_probe
 
 
 @dataclass
@@ -124,25 +125,16 @@ def _targets(kube: Kube, exp: ChaosExperiment, plan: Plan) -> None:
 
 async def _evaluate(kube: Kube, exp: ChaosExperiment, plan: Plan) -> None:
     policies = parse_policies(kube.list_policies())
-    rules = EndpointRules.build(
-        plan.target_namespace, [p.endpoints.allow for _n, p in policies], kube.api_endpoints()
-    )
-    client = GuardedClient(rules)
+    client = GuardedClient(EndpointRules.from_policies(plan.target_namespace, policies, kube.api_endpoints()))
     now = dt.datetime.now(dt.UTC)
     try:
         if exp.spec.gate is not None:
             answer = await prometheus.check(exp.spec.gate.prometheus, client, now)
             plan.gate = {"ok": answer.ok, "answer": answer.detail, "refused": answer.refused}
         for probe in exp.spec.steady_state.probes if exp.spec.steady_state else []:
-            if probe.http is not None:
-                answer = await http.check(probe.http, client, now)
-            elif probe.prometheus is not None:
-                answer = await prometheus.check(probe.prometheus, client, now)
-            else:
-                assert probe.kubernetes is not None
-                answer = workload.check(
-                    probe.kubernetes, plan.target_namespace, LiveReads(kube).list_workloads, now
-                )
+            answer = await check_probe(
+                probe, client, plan.target_namespace, LiveReads(kube).list_workloads, now
+            )
             plan.probes.append(
                 {
                     "name": probe.name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,18 +40,20 @@ def endpoint_rules(env: RunEnv, target_ns: str, policies: Policies | None = None
     """The endpoint rules for a run: every policy's allow list, the API server's own endpoints."""
     if policies is None:
         policies = parse_policies(env.cluster().policies())
-    return EndpointRules.build(target_ns, [spec.endpoints.allow for _name, spec in policies], env.api_server)
+    return EndpointRules.from_policies(target_ns, policies, env.api_server)
 
 
-async def check_probe(probe: Probe, client: GuardedClient, env: RunEnv, target_ns: str) -> core.Answer:
-    now = env.clock()
+async def check_probe(
+    probe: Probe, client: GuardedClient, target_ns: str, lister: workload.Lister, now: dt.datetime
+) -> core.Answer:
+    """One probe's answer; kubernetes probes read workloads through `lister` (the cache, or live)."""
     try:
         if probe.http is not None:
             return await http.check(probe.http, client, now)
         if probe.prometheus is not None:
             return await prometheus.check(probe.prometheus, client, now)
         assert probe.kubernetes is not None
-        return workload.check(probe.kubernetes, target_ns, env.cluster().list_workloads, now)
+        return workload.check(probe.kubernetes, target_ns, lister, now)
     except Exception as exc:  # a probe's failure is an answer, never the run's crash
         log.warning("probe %s: %r", probe.name, exc)
         return core.Answer(ok=False, detail=f"probe error: {type(exc).__name__}: {exc}"[:300], at=now)
@@ -59,7 +62,8 @@ async def check_probe(probe: Probe, client: GuardedClient, env: RunEnv, target_n
 async def check_all(
     probes: Sequence[Probe], client: GuardedClient, env: RunEnv, target_ns: str
 ) -> dict[str, core.Answer]:
-    answers = await asyncio.gather(*(check_probe(p, client, env, target_ns) for p in probes))
+    lister, now = env.cluster().list_workloads, env.clock()
+    answers = await asyncio.gather(*(check_probe(p, client, target_ns, lister, now) for p in probes))
     return {p.name: a for p, a in zip(probes, answers, strict=True)}
 
 
@@ -234,6 +238,11 @@ class Sampler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+
+    async def close(self) -> None:
+        """Stop sampling and release the connections (idempotent)."""
+        await self.stop()
+        await self.client.close()
 
     async def finish(self, *, check_after: bool) -> tuple[dict[str, object], list[Finding]]:
         """Stop sampling; check the probes once more when the run recovered (`check_after`); the
