@@ -240,6 +240,14 @@ def _brief(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _api_message(exc: ApiException) -> str:
+    """The Status message the API server gave with an error, else its code and reason."""
+    try:
+        return str(json.loads(exc.body or "{}").get("message") or _brief(exc))
+    except (ValueError, AttributeError):
+        return _brief(exc)
+
+
 class Kube:
     """A thin, typed facade over the client for what aftershock reads and writes. Every request
     goes through `_call`: timeouts and the retry policy (see the module's docstring)."""
@@ -422,6 +430,7 @@ class Kube:
             "Deployment": self.apps.read_namespaced_deployment,
             "StatefulSet": self.apps.read_namespaced_stateful_set,
             "DaemonSet": self.apps.read_namespaced_daemon_set,
+            "ReplicaSet": self.apps.read_namespaced_replica_set,
         }
         try:
             return self._plain(self._call(readers[kind], name, namespace))
@@ -861,6 +870,64 @@ class Kube:
                 return None
             raise
         return dict(ns.metadata.labels or {})
+
+    # --- nodes (node faults) ---------------------------------------------------------------
+
+    def find_node(self, name: str) -> Obj | None:
+        try:
+            return self._plain(self._call(self.core.read_node, name))
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def list_nodes(self, label_selector: str = "") -> list[Obj]:
+        items = self._call(self.core.list_node, label_selector=label_selector).items
+        return [self._plain(item) for item in items]
+
+    def patch_node(self, name: str, body: Obj) -> bool:
+        """JSON merge patch of a node; with metadata.resourceVersion in `body` it is a precondition.
+        False when the node changed since it was read (409) or is gone (404)."""
+        try:
+            self._call(self.core.patch_node, name, body, _content_type="application/merge-patch+json")
+            return True
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+
+    def list_pods_on_node(self, node: str) -> list[Obj]:
+        """Every pod bound to a node, in every namespace (a node fault reaches them all)."""
+        items = self._call(
+            self.core.list_pod_for_all_namespaces, field_selector=f"spec.nodeName={node}"
+        ).items
+        return [self._plain(item) for item in items]
+
+    def evict_pod(self, namespace: str, name: str, uid: str, grace_period_seconds: int | None) -> str | None:
+        """Evict exactly this pod through the Eviction API (PodDisruptionBudgets decide). None when it
+        was evicted or is gone; else why it was refused for now (a budget: 429)."""
+        options = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid), grace_period_seconds=grace_period_seconds
+        )
+        body = client.V1Eviction(
+            metadata=client.V1ObjectMeta(name=name, namespace=namespace), delete_options=options
+        )
+        API_REQUESTS.labels("create_namespaced_pod_eviction").inc()
+
+        def attempt(timeouts: Timeouts) -> str | None:
+            try:
+                self.core.create_namespaced_pod_eviction(name, namespace, body, _request_timeout=timeouts)
+                return None
+            except ApiException as exc:
+                if exc.status in (404, 409):  # gone, or the name now belongs to a replacement
+                    return None
+                # a budget forbids it now (429; 500 when several budgets cover the pod): an answer,
+                # not a transient failure to retry here — the drain asks again later
+                if exc.status == 429 or (exc.status == 500 and "disruption" in str(exc.body).lower()):
+                    return _api_message(exc)
+                raise
+
+        return call_with_backoff(attempt, self.retry, what="create_namespaced_pod_eviction")
 
     def list_pdbs(self, namespace: str) -> list[Obj]:
         items = self._call(self.policy.list_namespaced_pod_disruption_budget, namespace).items

@@ -45,8 +45,8 @@ CASES: list[tuple[str, Mutation, str]] = [
     # default strict field validation refuses
     (
         "two fault kinds",
-        _set("spec.fault", {"podDelete": {}, "nodeDrain": {}}),
-        'unknown field "spec.fault.nodeDrain"',
+        _set("spec.fault", {"podDelete": {}, "nodeReboot": {}}),
+        'unknown field "spec.fault.nodeReboot"',
     ),
     ("percent 0", lambda b: b["spec"]["target"].update(mode="percent", value=0), "percentage from 1 to 100"),
     (

@@ -187,7 +187,9 @@ def test_hostile_and_mistaken_experiments_are_refused_and_change_nothing(
     refused("over-long name", long_name, "at most 52 characters")
     refused("empty selector", exp(selector={}), "selector must not be empty")
     refused(
-        "node fault (not offered by this version)", with_spec(exp(), fault={"nodeDrain": {}}), "nodeDrain"
+        "node fault the policy does not list",
+        with_spec(exp(), fault={"duration": "5s", "nodeDrain": {}}),
+        "nodeDrain is a node fault",
     )
     refused(
         "objective longer than timeout",

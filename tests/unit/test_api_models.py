@@ -282,7 +282,7 @@ REJECTED: list[tuple[str, dict[str, Any], str]] = [
         with_spec(fault={"duration": "60s"}),
         "fault must set exactly one fault kind, one of: podDelete",
     ),
-    ("unknown fault kind", with_spec(fault={"nodeDrain": {}}), "fault must set exactly one fault kind"),
+    ("unknown fault kind", with_spec(fault={"nodeReboot": {}}), "fault must set exactly one fault kind"),
     (
         "objective above timeout",
         with_spec(recovery={"objective": "10m", "timeout": "5m"}),
@@ -379,7 +379,7 @@ def test_fields_populate_by_name_and_alias() -> None:
 
 
 def test_fault_kinds_are_derived_from_the_model() -> None:
-    assert FAULT_KINDS == ("podDelete", "networkPartition", "litmus", "toxiproxy")
+    assert FAULT_KINDS == ("podDelete", "networkPartition", "litmus", "toxiproxy", "nodeDrain", "nodeTaint")
     assert set(FAULT_KINDS) <= set(KNOWN_FAULT_KINDS)
     assert set(FAULT_KINDS) == {f.alias for n, f in Fault.model_fields.items() if n not in Fault.SETTINGS}
 

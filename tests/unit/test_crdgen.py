@@ -179,12 +179,16 @@ def test_experiment_cel_rules() -> None:
     fault_rules = spec["fault"]["x-kubernetes-validations"]
     assert fault_rules[0]["rule"] == (
         "(has(self.podDelete) ? 1 : 0) + (has(self.networkPartition) ? 1 : 0) + (has(self.litmus) ? 1 : 0)"
-        " + (has(self.toxiproxy) ? 1 : 0) == 1"
+        " + (has(self.toxiproxy) ? 1 : 0) + (has(self.nodeDrain) ? 1 : 0) + (has(self.nodeTaint) ? 1 : 0) == 1"
     )
-    assert "one of: podDelete, networkPartition, litmus, toxiproxy" in fault_rules[0]["message"]
+    assert (
+        "one of: podDelete, networkPartition, litmus, toxiproxy, nodeDrain, nodeTaint"
+        in fault_rules[0]["message"]
+    )
     assert (
         fault_rules[1]["rule"]
-        == "!(has(self.networkPartition) || has(self.litmus) || has(self.toxiproxy)) || has(self.duration)"
+        == "!(has(self.networkPartition) || has(self.litmus) || has(self.toxiproxy) || has(self.nodeDrain)"
+        " || has(self.nodeTaint)) || has(self.duration)"
     )
     assert "fault.duration is required" in fault_rules[1]["message"]
     target_rules = {r["message"]: r for r in spec["target"]["x-kubernetes-validations"]}

@@ -55,12 +55,15 @@ def one_fault_per_kind() -> dict[str, Fault]:
         "networkPartition": partition(),
         "litmus": litmus(),
         "toxiproxy": toxiproxy(),
+        "nodeDrain": Fault.model_validate({"duration": "30s", "nodeDrain": {}}),
+        "nodeTaint": Fault.model_validate({"duration": "30s", "nodeTaint": {"effect": "NoExecute"}}),
     }
 
 
 def every_fault() -> list[Fault]:
     """One fault of every kind, and every Litmus experiment."""
-    return [pod_delete(), partition(), toxiproxy(), *(litmus(name) for name in core_litmus.CATALOG)]
+    nodes = [one_fault_per_kind()[k] for k in ("nodeDrain", "nodeTaint")]
+    return [pod_delete(), partition(), toxiproxy(), *nodes, *(litmus(name) for name in core_litmus.CATALOG)]
 
 
 # --- one table, agreeing with the API ------------------------------------------------------------
@@ -108,12 +111,12 @@ def test_policy_kinds_are_known_to_the_policy_and_agree_with_the_api() -> None:
 
 def test_unknown_kind_fails_closed_with_a_clear_error() -> None:
     with pytest.raises(UnknownFault) as raised:
-        engine_for("nodeDrain")
+        engine_for("nodeReboot")
     error = raised.value
     assert isinstance(error, EngineError)  # a run that meets it ends Errored, nothing touched
-    assert error.reason == "UnsupportedFault" and error.kind == "nodeDrain"
-    assert "nodeDrain is not supported" in error.message
-    assert "litmus, networkPartition, podDelete" in error.message
+    assert error.reason == "UnsupportedFault" and error.kind == "nodeReboot"
+    assert "nodeReboot is not supported" in error.message
+    assert "litmus, networkPartition, nodeDrain, nodeTaint, podDelete" in error.message
 
 
 def test_a_kind_the_api_knows_but_the_table_lacks_fails_closed() -> None:
@@ -137,6 +140,15 @@ def test_damage_tables() -> None:
         "litmus": (Permission("create", "litmuschaos.io", "chaosengines"),),
         # nothing in the Kubernetes API: where toxics may go is the endpoint rules' business
         "toxiproxy": (),
+        # cluster-wide: a node is shared, its pods may be in any namespace
+        "nodeDrain": (
+            Permission("patch", "", "nodes", namespaced=False),
+            Permission("create", "", "pods", subresource="eviction", namespaced=False),
+        ),
+        "nodeTaint": (
+            Permission("patch", "", "nodes", namespaced=False),
+            Permission("delete", "", "pods", namespaced=False),
+        ),
     }
     for kind, fault in one_fault_per_kind().items():
         assert engine_for(kind).damage(fault) == expected[kind], kind
@@ -155,7 +167,7 @@ def test_node_faults_declare_cluster_scoped_damage() -> None:
         reaches_nodes = engine.policy_kind(fault) in NODE_FAULT_KINDS
         cluster_scoped = [p for p in engine.damage(fault) if not p.namespaced]
         assert bool(cluster_scoped) == reaches_nodes, fault
-        assert all(p.resource == "nodes" for p in cluster_scoped)
+        assert not cluster_scoped or any(p.resource == "nodes" for p in cluster_scoped)
 
 
 def test_provisioning_a_service_account_is_a_grant_the_author_must_hold() -> None:
@@ -194,6 +206,7 @@ def test_every_sustained_kind_declares_how_its_artifacts_are_found_and_removed()
         "ChaosEngine",
         "PodTargetLabel",
         "ToxiproxyToxic",
+        "NodeMark",
     ]
 
 

@@ -35,6 +35,7 @@ class FaultKindName(StrEnum):
 
     POD_DELETE = "podDelete"
     NODE_DRAIN = "nodeDrain"
+    NODE_TAINT = "nodeTaint"
     NETWORK_PARTITION = "networkPartition"
     LITMUS = "litmus"
     LITMUS_NODE = "litmusNode"
@@ -47,7 +48,7 @@ KNOWN_FAULT_KINDS: Final = tuple(kind.value for kind in FaultKindName)
 The kinds a ChaosExperiment can actually use are ``aftershock.api.experiment.FAULT_KINDS``.
 """
 
-NODE_FAULT_KINDS: Final = ("nodeDrain", "litmusNode")
+NODE_FAULT_KINDS: Final = ("nodeDrain", "nodeTaint", "litmusNode")
 """Fault kinds that act on nodes; a policy allows them only when it lists them explicitly.
 ``litmusNode`` is how a policy names Litmus's node experiments (node-drain, node-taint,
 node-cpu-hog, node-memory-hog); its pod experiments are ``litmus``."""

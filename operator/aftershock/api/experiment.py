@@ -207,6 +207,48 @@ class PodDelete(ApiModel):
     )
 
 
+class NodeDrain(ApiModel):
+    """Drain the nodes the chosen pods run on, as `kubectl drain` does: cordon, then evict their pods
+    through the Eviction API (PodDisruptionBudgets are honoured; DaemonSet and mirror pods stay).
+    The nodes are uncordoned when fault.duration is over."""
+
+    grace_period_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_GRACE_PERIOD_SECONDS,
+        description="Grace period for each eviction in seconds, 0 to 3600. Defaults to each pod's"
+        " terminationGracePeriodSeconds.",
+    )
+    give_up_after: Duration = Field(
+        default="2m",
+        description="How long evictions a PodDisruptionBudget refuses are retried (within"
+        " fault.duration) before the drain gives up; the pods left on the node are recorded as a"
+        " finding. Default 2m.",
+    )
+
+    @property
+    def give_up_delta(self) -> timedelta:
+        return parse_duration(self.give_up_after)
+
+
+class TaintEffect(StrEnum):
+    """What a node taint does to pods that do not tolerate it."""
+
+    NO_SCHEDULE = "NoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class NodeTaint(ApiModel):
+    """Taint the nodes the chosen pods run on with a key of this run's own, for fault.duration."""
+
+    effect: TaintEffect = Field(
+        default=TaintEffect.NO_SCHEDULE,
+        description="NoSchedule (default): no new pods land on the nodes; NoExecute: the pods already"
+        " there are evicted too (by Kubernetes' taint manager, which does not consult"
+        " PodDisruptionBudgets: aftershock checks them before tainting).",
+    )
+
+
 class PartitionDirection(StrEnum):
     """Which traffic of the target pods a network partition cuts."""
 
@@ -371,7 +413,7 @@ class LitmusFault(ApiModel):
         return self.chaos_service_account or litmus.provisioned_name(self.experiment)
 
 
-SUSTAINED_FAULT_KINDS: Final = ("networkPartition", "litmus", "toxiproxy")
+SUSTAINED_FAULT_KINDS: Final = ("networkPartition", "litmus", "toxiproxy", "nodeDrain", "nodeTaint")
 """Faults held for fault.duration (by aftershock, or by Litmus); they need a duration."""
 
 SUSTAINED_DURATION_RULE: Final = CelRule(
@@ -415,6 +457,16 @@ class Fault(ApiModel):
         default=None,
         description="Degrade a dependency of the targets for fault.duration: toxics on an existing"
         " Toxiproxy proxy (latency, timeouts, resets, bandwidth), removed afterwards.",
+    )
+    node_drain: NodeDrain | None = Field(
+        default=None,
+        description="Cordon the nodes the chosen pods run on and evict their pods (Eviction API), for"
+        " fault.duration; a node fault: a ChaosPolicy must list nodeDrain.",
+    )
+    node_taint: NodeTaint | None = Field(
+        default=None,
+        description="Taint the nodes the chosen pods run on (NoSchedule or NoExecute) for"
+        " fault.duration; a node fault: a ChaosPolicy must list nodeTaint.",
     )
 
     @property

@@ -234,6 +234,41 @@ class PolicyEndpoints(ApiModel):
         return self
 
 
+CONTROL_PLANE_LABEL: Final = "node-role.kubernetes.io/control-plane"
+
+
+class PolicyNodes(ApiModel):
+    """Which nodes node faults may touch (control-plane nodes never, whatever this says)."""
+
+    deny: LabelSelector = Field(
+        default_factory=lambda: LabelSelector(match_labels={CONTROL_PLANE_LABEL: ""}),
+        description="Nodes whose labels match are never drained or tainted, even when a target's pods"
+        f" run there; defaults to {CONTROL_PLANE_LABEL}. Nodes labelled {CONTROL_PLANE_LABEL} or"
+        " node-role.kubernetes.io/master are never touched, listed or not. An empty selector ({})"
+        " matches every node: node faults can then touch none.",
+        json_schema_extra={"default": {"matchLabels": {CONTROL_PLANE_LABEL: ""}}},
+    )
+
+
+class CollateralNamespaces(StrEnum):
+    """Whose pods a node fault may evict besides the target's."""
+
+    OPTED_IN = "optedIn"
+    ANY = "any"
+
+
+class PolicyNodeFaults(ApiModel):
+    """What node faults may do to pods that are not their target's."""
+
+    collateral_namespaces: CollateralNamespaces = Field(
+        default=CollateralNamespaces.OPTED_IN,
+        description="optedIn (default): every pod a drain or NoExecute taint would evict must be in a"
+        " namespace this policy allows chaos in (selector, deny list; never kube-system or the"
+        " operator's own), or the run is refused before anything is touched. any: pods of every"
+        " namespace may be evicted, as kubectl drain would.",
+    )
+
+
 class ChaosPolicySpec(ApiModel):
     """The guardrails: where chaos may run, which faults, how much, and when."""
 
@@ -290,6 +325,16 @@ class ChaosPolicySpec(ApiModel):
     litmus: LitmusPolicy = Field(
         default_factory=LitmusPolicy,
         description="What Litmus experiments may do beyond their fault (probe types).",
+        json_schema_extra={"default": {}},
+    )
+    nodes: PolicyNodes = Field(
+        default_factory=PolicyNodes,
+        description="Nodes node faults never touch (control-plane nodes by default, and always).",
+        json_schema_extra={"default": {}},
+    )
+    node_faults: PolicyNodeFaults = Field(
+        default_factory=PolicyNodeFaults,
+        description="Whose pods node faults may evict besides the target's.",
         json_schema_extra={"default": {}},
     )
     endpoints: PolicyEndpoints = Field(

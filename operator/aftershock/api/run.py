@@ -145,7 +145,47 @@ class TargetRecord(ApiModel):
     uid: str | None = Field(default=None, description="UID of the object, to tell it from a replacement.")
     injected_at: AwareDatetime | None = Field(default=None, description="When the fault was applied to it.")
     unhealthy_at: AwareDatetime | None = Field(default=None, description="When it was first seen unhealthy.")
-    recovered_at: AwareDatetime | None = Field(default=None, description="When it was seen healthy again.")
+    recovered_at: AwareDatetime | None = Field(
+        default=None, description="When it was seen healthy again (a node: when it was schedulable again)."
+    )
+    prior_unschedulable: bool | None = Field(
+        default=None,
+        description="For a node: whether it was already cordoned before the run (recorded before it was"
+        " touched; such a node is left cordoned when the fault is reverted).",
+    )
+
+
+MAX_DISPLACED: Final = 1000
+"""The most pods one node fault may put off its nodes (recorded, one by one, before injecting)."""
+
+
+class DisplacedPod(ApiModel):
+    """A pod a node fault evicts, recorded before the fault is injected."""
+
+    namespace: str = Field(max_length=63, description="Namespace of the pod.")
+    name: str = Field(max_length=253, description="Name of the pod.")
+    uid: str = Field(max_length=64, description="UID of the pod (a replacement is never touched).")
+    node: str = Field(max_length=253, description="The node it ran on.")
+    owner: str = Field(
+        max_length=320, description="Its workload, e.g. Deployment shop/checkout (what must replace it)."
+    )
+    collateral: bool = Field(
+        default=False, description="Not a pod of the run's target workload: someone else's."
+    )
+
+
+class CollateralRecovery(ApiModel):
+    """How a workload that was not the target, but lost pods to a node fault, recovered."""
+
+    workload: str = Field(max_length=320, description="The workload, e.g. Deployment web/frontend.")
+    pods: int = Field(ge=0, description="How many of its pods the fault evicted.")
+    recovered: bool = Field(description="Whether it was back at its desired Ready count in time.")
+    recovery_seconds: float | None = Field(
+        default=None, description="Seconds from injection until it was back at its desired Ready count."
+    )
+    observed: str | None = Field(
+        default=None, max_length=512, description="What was seen last, e.g. 2/3 pods Ready (1 Pending)."
+    )
 
 
 class EngineRecord(ApiModel):
@@ -265,6 +305,17 @@ class ChaosRunStatus(ApiModel):
     )
     engine: EngineRecord | None = Field(
         default=None, description="What the fault's engine reported (engines that report, e.g. litmus)."
+    )
+    displaced: list[DisplacedPod] = Field(
+        default_factory=list,
+        max_length=MAX_DISPLACED,
+        description="Node faults: every pod the fault evicts, the target's and everyone else's"
+        " (collateral), recorded before anything is touched.",
+    )
+    collateral: list[CollateralRecovery] = Field(
+        default_factory=list,
+        max_length=MAX_DISPLACED,
+        description="Node faults: how the other workloads that lost pods recovered.",
     )
     probes: list[ProbeStatus] = Field(
         default_factory=list,

@@ -15,8 +15,9 @@ from typing import Any
 
 from aftershock.api.common import Finding
 from aftershock.api.experiment import Fault, Target
-from aftershock.api.run import EngineRecord, TargetRecord
+from aftershock.api.run import DisplacedPod, EngineRecord, TargetRecord
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label
+from aftershock.core.node_faults import PodOnNode
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.kube import Kube, Obj
@@ -74,6 +75,7 @@ class InjectContext:
     target_namespace: str
     target: Target | None = None
     targets: tuple[TargetRecord, ...] = ()  # every recorded target (an engine may act on all at once)
+    displaced: tuple[DisplacedPod, ...] = ()  # node faults: the pods recorded as theirs to put off
     # an abort (kill switch, deadline, deletion): revert within the kill-switch promise, waiting on
     # nothing outside the operator for longer than ABORT_WAIT_SECONDS in all
     urgent: bool = False
@@ -104,6 +106,11 @@ class TargetUnit(StrEnum):
     NODES = "nodes"
 
 
+CLUSTER_SCOPED = frozenset(
+    {"nodes", "namespaces", "persistentvolumes", "clusterroles", "clusterrolebindings"}
+)
+
+
 @dataclass(frozen=True)
 class Permission:
     """One thing a fault does, as the request a person would need to make to do it by hand. The
@@ -117,7 +124,13 @@ class Permission:
 
     def describe(self, namespace: str) -> str:
         what = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        return f"{self.verb} {what} in namespace {namespace}" if self.namespaced else f"{self.verb} {what}"
+        if self.namespaced:
+            return f"{self.verb} {what} in namespace {namespace}"
+        return (
+            f"{self.verb} {what}"
+            if self.resource in CLUSTER_SCOPED
+            else f"{self.verb} {what} in every namespace"
+        )
 
 
 @dataclass(frozen=True)
@@ -168,6 +181,8 @@ class Native:
     the runner times the fault, and nothing reaches beyond the target namespace."""
 
     self_timed = False
+    displaces = False
+    heals_while_held = False
     artifacts: tuple[ArtifactFinder, ...] = ()
     kind: str
 
@@ -191,6 +206,12 @@ class Native:
 
     def follow(self, ctx: InjectContext) -> Followed:
         return Followed(done=True)
+
+    def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
+        return []
+
+    def tend(self, ctx: InjectContext) -> bool:
+        return False
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from aftershock.api.experiment import Fault
 from aftershock.api.run import EngineRecord, TargetRecord
 from aftershock.core import litmus, litmus_params
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label, label_value
+from aftershock.core.node_faults import PodOnNode
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.engines import pod_marks
@@ -135,6 +136,8 @@ class LitmusEngine:
     kind = "litmus"
     sustained = True
     self_timed = True
+    displaces = False
+    heals_while_held = False
     artifacts = (CHAOS_ENGINES, pod_marks.TARGET_LABELS)
 
     def policy_kind(self, fault: Fault) -> str:
@@ -277,6 +280,12 @@ class LitmusEngine:
                 "run %s/%s: created ChaosEngine %s", ctx.run_namespace, ctx.run_name, self.engine_name(ctx)
             )
         return now()
+
+    def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
+        return []
+
+    def tend(self, ctx: InjectContext) -> bool:
+        return False
 
     def follow(self, ctx: InjectContext) -> Followed:
         assert ctx.fault.litmus is not None

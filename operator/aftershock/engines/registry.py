@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol
 from aftershock.api.common import Finding
 from aftershock.api.experiment import Fault
 from aftershock.api.run import TargetRecord
+from aftershock.core.node_faults import PodOnNode
 from aftershock.engines.base import (
     ArtifactFinder,
     EngineError,
@@ -35,6 +36,8 @@ from aftershock.engines.base import (
 )
 from aftershock.engines.litmus import LitmusEngine
 from aftershock.engines.network_partition import NetworkPartitionEngine
+from aftershock.engines.node_drain import NodeDrainEngine
+from aftershock.engines.node_taint import NodeTaintEngine
 from aftershock.engines.pod_delete import PodDeleteEngine
 from aftershock.engines.toxiproxy import ToxiproxyEngine
 
@@ -57,6 +60,18 @@ class FaultEngine(Protocol):
     @property
     def self_timed(self) -> bool:
         """Ends the fault itself and says so through follow() (Litmus)."""
+        ...
+
+    @property
+    def displaces(self) -> bool:
+        """Puts pods off their nodes (node faults): targets are chosen among the nodes the target's
+        pods run on, and every pod that would go (collateral) is checked and recorded first."""
+        ...
+
+    @property
+    def heals_while_held(self) -> bool:
+        """The workload is expected to recover while the fault is held (its pods were put off a
+        node that stays down): recovery is measured from injection, not from the revert."""
         ...
 
     @property
@@ -86,6 +101,10 @@ class FaultEngine(Protocol):
         """For TargetUnit.NODES: the nodes to act on, from the chosen pods (pure)."""
         ...
 
+    def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
+        """For engines that displace: which of the pods on the chosen nodes the fault puts off (pure)."""
+        ...
+
     def describe(self, fault: Fault) -> str:
         """The fault in a few words for messages and Events, e.g. "delete the target pods"."""
         ...
@@ -107,6 +126,11 @@ class FaultEngine(Protocol):
 
     def follow(self, ctx: InjectContext) -> Followed:
         """For self-timed engines: where the fault is now; its record goes into status.engine."""
+        ...
+
+    def tend(self, ctx: InjectContext) -> bool:
+        """Called while a sustained fault is held: finish what injecting started (a drain retries the
+        evictions a PodDisruptionBudget refused); True while there is more to do."""
         ...
 
     def revert(self, ctx: InjectContext) -> Sequence[Finding]:
@@ -140,7 +164,16 @@ def build(engines: Iterable[FaultEngine]) -> Registry:
     return MappingProxyType(table)
 
 
-REGISTRY: Final = build([PodDeleteEngine(), NetworkPartitionEngine(), LitmusEngine(), ToxiproxyEngine()])
+REGISTRY: Final = build(
+    [
+        PodDeleteEngine(),
+        NetworkPartitionEngine(),
+        LitmusEngine(),
+        ToxiproxyEngine(),
+        NodeDrainEngine(),
+        NodeTaintEngine(),
+    ]
+)
 
 
 def engine_for(kind: str, registry: Registry = REGISTRY) -> FaultEngine:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from aftershock import failpoints
 from aftershock.api.common import Finding, RunPhase, Severity, Verdict, worst
 from aftershock.api.experiment import ChaosExperiment
-from aftershock.api.run import ChaosRun, ChaosRunSpec
+from aftershock.api.run import ChaosRun, ChaosRunSpec, CollateralRecovery
 from aftershock.cluster.store import NotSynced, NotWatched
 from aftershock.core import probes as core_probes
 from aftershock.core.backoff import Backoff
@@ -354,11 +354,26 @@ class RunDriver:
             await self.journal.patch(obj, status, precondition=True)
             obj = await self.journal.read()
             run = ChaosRun.from_body(obj)
+        since, deleted = reverted_at, set[str]()
+        engine = engine_of(run)
+        if engine.heals_while_held:  # its pods were put off a node that stayed down: measured from then
+            injected = [t.injected_at for t in run.status.targets if t.injected_at is not None]
+            since = min(injected) if injected else reverted_at
+            deleted = {p.uid for p in run.status.displaced}
         outcome = await observer.await_recovery(
-            self.env, self.journal, run, stop, since=reverted_at, deleted=set()
+            self.env, self.journal, run, stop, since=since, deleted=deleted
         )
-        if outcome is not None:
-            await self.complete(obj, run, outcome)
+        if outcome is None:
+            return
+        if engine.displaces:
+            collateral = await observer.collateral_recovery(self.env, run, stop, since=since)
+            if collateral is None:
+                return
+            outcome = _with_nodes(outcome, reverted_at, *collateral)
+            run = run.model_copy(
+                update={"status": run.status.model_copy(update={"collateral": collateral[0]})}
+            )
+        await self.complete(obj, run, outcome)
 
     async def close_after_deadline(self, obj: Obj, run: ChaosRun) -> None:
         """Found past its deadline (the operator was away): revert, then close with a finding."""
@@ -499,3 +514,28 @@ class RunDriver:
         if sev != Severity(outcome.severity):
             message += f"; overall {verdict}, severity {sev}"
         await self.journal.transition(fresh, run, RunPhase.COMPLETED, "Completed", message, status=status)
+
+
+def _with_nodes(
+    outcome: observer.Recovery,
+    reverted_at: dt.datetime,
+    collateral: Sequence[CollateralRecovery],
+    findings: Sequence[Finding],
+) -> observer.Recovery:
+    """A node fault's outcome: its nodes recovered when they were schedulable again (the revert),
+    and what the collateral workloads' recovery found."""
+    targets = [
+        t.model_copy(update={"recovered_at": reverted_at}) if t.kind == "Node" else t for t in outcome.targets
+    ]
+    severity = worst([Severity(outcome.severity), *(f.severity for f in findings)])
+    message = outcome.message
+    if collateral:
+        back = sum(1 for c in collateral if c.recovered)
+        message += f"; collateral: {back}/{len(collateral)} other workload(s) recovered"
+    return dataclasses.replace(
+        outcome,
+        targets=targets,
+        severity=str(severity),
+        findings=(*outcome.findings, *findings),
+        message=message,
+    )

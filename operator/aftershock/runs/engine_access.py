@@ -31,4 +31,5 @@ def inject_context(env: RunEnv, namespace: str, name: str, run: ChaosRun) -> Inj
         target_namespace=effective_target_namespace(namespace, run.spec.target.namespace),
         target=run.spec.target,
         targets=tuple(run.status.targets),
+        displaced=tuple(run.status.displaced),
     )

@@ -11,9 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from aftershock.api.common import Finding
+from aftershock.api.common import Finding, Severity
 from aftershock.api.durations import parse_duration
-from aftershock.api.run import ChaosRun, TargetRecord
+from aftershock.api.run import ChaosRun, CollateralRecovery, DisplacedPod, TargetRecord
 from aftershock.core import recovery as core_recovery
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.severity import RecoveryObservation, assess, format_seconds
@@ -25,14 +25,17 @@ from aftershock.engines.workloads import (
     pod_states,
     pods_of,
     why_not_ready,
+    workload_from,
 )
-from aftershock.kube import Obj
+from aftershock.kube import NotFound, Obj
 from aftershock.metrics import DETECTION_LAG, RECOVERY
 from aftershock.runs.base import RunEnv, Stop
 from aftershock.runs.engine_access import engine_of, inject_context
 from aftershock.runs.journal import Journal, fault_kind
 
 WORKLOAD_REFRESH = dt.timedelta(seconds=3)
+TEND_EVERY = 2.0  # seconds between a drain's attempts at the evictions a budget refused
+COLLATERAL_EVERY = 2.0  # seconds between live looks at collateral workloads (node faults only)
 SAFETY_WAKE = 1.0  # seconds: re-look even without an event (clock-driven limits)
 
 
@@ -46,12 +49,102 @@ async def hold(env: RunEnv, journal: Journal, run: ChaosRun, stop: Stop, injecte
     until = injected_at + (
         parse_duration(run.spec.fault.duration) if run.spec.fault.duration else dt.timedelta(0)
     )
+    engine = engine_of(run)
+    tending = True  # the engine may have work left from injecting (a drain's refused evictions)
     while env.clock() < until:
         if interrupted(env, stop) or env.revoked(journal.namespace, journal.name):
             return False
         journal.check_claim()
-        await stop.wait(min(SAFETY_WAKE * 5, max(0.0, (until - env.clock()).total_seconds())))
+        if tending:
+            tending = await env.io(engine.tend, inject_context(env, journal.namespace, journal.name, run))
+        pause = TEND_EVERY if tending else SAFETY_WAKE * 5
+        await stop.wait(min(pause, max(0.0, (until - env.clock()).total_seconds())))
     return True
+
+
+async def collateral_recovery(
+    env: RunEnv, run: ChaosRun, stop: Stop, *, since: dt.datetime
+) -> tuple[list[CollateralRecovery], list[Finding]] | None:
+    """How the other workloads a node fault put pods off recovered (read live: they may be in
+    namespaces this operator does not watch), until all are back or recovery.timeout from `since`
+    has passed. None when interrupted."""
+    spec = run.spec
+    assert spec.recovery is not None
+    groups: dict[str, list[DisplacedPod]] = {}
+    for pod in run.status.displaced:
+        if pod.collateral:
+            groups.setdefault(pod.owner, []).append(pod)
+    if not groups:
+        return [], []
+    gone = {p.uid for p in run.status.displaced}
+    objective = parse_duration(spec.recovery.objective).total_seconds()
+    give_up = core_recovery.recovery_deadline(since, parse_duration(spec.recovery.timeout).total_seconds())
+    results: dict[str, CollateralRecovery] = {}
+    observed: dict[str, str] = {}
+    while True:
+        if interrupted(env, stop):
+            return None
+        for label, pods in groups.items():
+            if label in results:
+                continue
+            moment, seen = await env.io(_recovered, env, label, gone, since)
+            observed[label] = seen
+            if moment is not None:
+                results[label] = CollateralRecovery(
+                    workload=label,
+                    pods=len(pods),
+                    recovered=True,
+                    recovery_seconds=core_recovery.recovery_seconds(since, moment),
+                    observed=seen,
+                )
+        if len(results) == len(groups) or env.clock() >= give_up:
+            break
+        await stop.wait(COLLATERAL_EVERY)
+    findings: list[Finding] = []
+    for label, pods in groups.items():
+        if label not in results:
+            results[label] = CollateralRecovery(
+                workload=label, pods=len(pods), recovered=False, observed=observed.get(label)
+            )
+            findings.append(
+                Finding(
+                    severity=Severity.HIGH,
+                    title=f"collateral workload {label} did not recover",
+                    detail=f"{len(pods)} of its pods were put off the node(s) as collateral; it was not back at"
+                    f" its desired Ready count within {spec.recovery.timeout}: {observed.get(label, 'unknown')}",
+                )
+            )
+        elif (results[label].recovery_seconds or 0) > objective:
+            findings.append(
+                Finding(
+                    severity=Severity.MEDIUM,
+                    title=f"collateral workload {label} recovered slowly",
+                    detail=f"back at its desired Ready count {format_seconds(results[label].recovery_seconds or 0)}"
+                    f" after losing {len(pods)} pod(s) to the node fault (objective {spec.recovery.objective})",
+                )
+            )
+    return [results[label] for label in groups], findings
+
+
+def _recovered(env: RunEnv, label: str, gone: set[str], since: dt.datetime) -> tuple[dt.datetime | None, str]:
+    """When a workload ("Deployment ns/name") was back at its desired Ready count, and what was seen."""
+    kind, _, where = label.partition(" ")
+    namespace, _, name = where.partition("/")
+    if kind not in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"):
+        return since, f"{kind} is not measured"  # no desired count to compare with
+    try:
+        workload = workload_from(kind, env.kube.get_workload(kind, namespace, name))
+    except NotFound:
+        return None, "the workload no longer exists"
+    pods = pods_of(env.kube, workload) if kind != "ReplicaSet" else _rs_pods(env, workload)
+    states = pod_states(pods, gone)
+    seen = f"{core_recovery.ready_count(states)}/{workload.desired} pods Ready"
+    moment = core_recovery.recovered_at(since, workload.desired, states)
+    return moment, seen if moment is not None else f"{seen}: {why_not_ready(pods)}"
+
+
+def _rs_pods(env: RunEnv, workload: Workload) -> list[Obj]:
+    return pods_of(env.kube, workload, {workload.uid})
 
 
 @dataclass

@@ -11,9 +11,9 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
-from aftershock.api.common import RunPhase
+from aftershock.api.common import RunPhase, Severity, worst
 from aftershock.api.durations import parse_duration
-from aftershock.api.run import ChaosRun
+from aftershock.api.run import ChaosRun, TargetRecord
 from aftershock.core import budget
 from aftershock.core import policy as core_policy
 from aftershock.core.journal_check import Expected, journal_problem, longest_run
@@ -26,7 +26,7 @@ from aftershock.engines.policy_gate import Policies, check_before_injecting, par
 from aftershock.engines.registry import target_records
 from aftershock.engines.workloads import Workload, find_workloads, is_ready, pods_of
 from aftershock.kube import Obj
-from aftershock.runs import ledger, steady_state
+from aftershock.runs import ledger, node_plan, steady_state
 from aftershock.runs.base import Abort, ClusterView, RunEnv, Stop
 from aftershock.runs.engine_access import engine_of, has_engine, inject_context
 from aftershock.runs.journal import Journal, fault_kind
@@ -216,20 +216,23 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
     pods = await wait_steady(env, target_ns, workloads, parse_duration(spec.recovery.timeout), stop, moved_on)
     if pods is None:
         return
+    engine = engine_of(run)
     what = f"Ready pods of {kind} {', '.join(f'{target_ns}/{w.name}' for w in workloads)}"
-    try:
-        chosen = select_targets(
-            pods,
-            str(target.mode),
-            target.value,
-            seed=run.uid or name,
-            key=lambda p: str(p["metadata"]["name"]),
-            what=what,
-        )
-    except TargetSelectionError as exc:
-        raise Abort("NoTargets", f"{exc.reason}; nothing was injected") from exc
-    except ValueError as exc:
-        raise Abort("InvalidTarget", str(exc)) from exc
+    chosen: list[Obj] = []
+    if not engine.displaces:  # a node fault picks among nodes, below, once the policies are read
+        try:
+            chosen = select_targets(
+                pods,
+                str(target.mode),
+                target.value,
+                seed=run.uid or name,
+                key=lambda p: str(p["metadata"]["name"]),
+                what=what,
+            )
+        except TargetSelectionError as exc:
+            raise Abort("NoTargets", f"{exc.reason}; nothing was injected") from exc
+        except ValueError as exc:
+            raise Abort("InvalidTarget", str(exc)) from exc
     # the policy again, immediately before injecting: it may have changed while we waited
     decision, policies = await policy_check(env, run, namespace, name, target_ns)
     if not decision.allowed:
@@ -244,6 +247,14 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
         await journal.transition(obj, run, RunPhase.SKIPPED, *before.skip, status=status)
         return
     run = run.model_copy(update={"status": run.status.model_copy(update=before.update(run))})
+    nodes: node_plan.NodePlan | None = None
+    if engine.displaces:
+        try:
+            nodes = await node_plan.plan(env, run, engine, target_ns, policies, pods, workloads)
+        except node_plan.Refused as exc:
+            await journal.transition(obj, run, RunPhase.SKIPPED, exc.reason, exc.message)
+            return
+        chosen = nodes.chosen
     request = budget_request(env, run, namespace, name, target_ns, workloads, pods, chosen, policies)
     # the shared budgets, decided as if the runs released together came one after another: a dry
     # run injects nothing, so it asks without claiming
@@ -256,7 +267,7 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
         return
     claimed = grant.claim is not None and not spec.dry_run
     try:
-        await inject_journaled(env, journal, obj, run, pods, grant, target_ns, policies)
+        await inject_journaled(env, journal, obj, run, pods, grant, target_ns, policies, nodes)
     except BaseException:
         if claimed:  # not journaled Injecting: our claim must not hold the budget (pruning would, later)
             await ledger.release(env, run.uid or "", env.identity)
@@ -312,8 +323,10 @@ async def inject_journaled(
     grant: budget.Grant,
     target_ns: str,
     policies: Policies,
+    nodes: node_plan.NodePlan | None = None,
 ) -> None:
-    """Journal the granted targets: Injecting (the run's claim) or, for a dry run, Completed."""
+    """Journal the granted targets: Injecting (the run's claim) or, for a dry run, Completed. A node
+    fault also journals every pod it will put off, and what its plan found (no spread)."""
     spec = run.spec
     assert spec.fault is not None
     kept = set(grant.kept)
@@ -321,6 +334,28 @@ async def inject_journaled(
     budget_notes = list(grant.notes)
     engine = engine_of(run)
     records = target_records(engine, spec.fault, chosen, target_ns)
+    extra: dict[str, object] = {}
+    if nodes is not None:
+        wanted = {str(p["metadata"]["name"]) for p in nodes.chosen}
+        if not wanted <= kept:
+            await journal.transition(
+                obj,
+                run,
+                RunPhase.SKIPPED,
+                budget.DISRUPTION_BUDGET,
+                f"the shared budgets allow only {len(kept & wanted)} of the {len(wanted)} target pods on"
+                f" {', '.join(nodes.nodes)} now ({'; '.join(budget_notes) or 'other runs hold the rest'}):"
+                " a node cannot be drained or tainted in part; nothing was touched",
+            )
+            return
+        records = [TargetRecord(kind="Node", name=n, prior_unschedulable=nodes.prior[n]) for n in nodes.nodes]
+        extra = {
+            "displaced": nodes.displaced,
+            "findings": [*run.status.findings, *nodes.findings],
+            "severity": worst([run.status.severity or Severity.NONE, *(f.severity for f in nodes.findings)])
+            if nodes.findings
+            else run.status.severity,
+        }
     if engine.target_unit(spec.fault) is TargetUnit.NODES:
         if not records:
             raise Abort("NoTargets", "the chosen pods are not scheduled on any node; nothing was injected")
@@ -335,7 +370,7 @@ async def inject_journaled(
             return
     names = ", ".join(r.name for r in records)
     if spec.dry_run:
-        status = run.status.model_copy(update={"targets": records})
+        status = run.status.model_copy(update={"targets": records, **extra})
         await journal.transition(
             obj, run, RunPhase.COMPLETED, "DryRun", f"dry run: would inject into {names}", status=status
         )
@@ -348,6 +383,7 @@ async def inject_journaled(
             "claimed_by": env.identity,
             "claim_lease": env.claims.reference,
             "heartbeat_time": moment,
+            **extra,
         }
     )
     # the claim: of two operators writing this transition from the same journal, one wins
