@@ -187,11 +187,6 @@ def test_hostile_and_mistaken_experiments_are_refused_and_change_nothing(
     refused("over-long name", long_name, "at most 52 characters")
     refused("empty selector", exp(selector={}), "selector must not be empty")
     refused(
-        "node fault the policy does not list",
-        with_spec(exp(), fault={"duration": "5s", "nodeDrain": {}}),
-        "nodeDrain is a node fault",
-    )
-    refused(
         "objective longer than timeout",
         with_spec(exp(), recovery={"objective": "5m", "timeout": "1m"}),
         "objective",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from kubernetes import client, watch
 
@@ -104,3 +106,63 @@ class CordonWatch:
     def cordoned(self) -> set[str]:
         """The nodes that were cordoned at some point."""
         return {name for name, unschedulable in self.changes if unschedulable}
+
+
+POOL_KEY = "aftershock.test/pool"
+
+
+class Pool:
+    """kwok nodes only the workloads placed on them may use (a taint they tolerate, a label they
+    select): a node fault on them can touch nothing of any other test."""
+
+    def __init__(self, api: client.ApiClient, name: str) -> None:
+        self.api = api
+        self.name = name
+        self.nodes: list[str] = []
+
+    def add(self) -> str:
+        node = create_kwok_node(
+            self.api,
+            f"{self.name}-{len(self.nodes)}",
+            labels={POOL_KEY: self.name},
+            taints=[client.V1Taint(key=POOL_KEY, value=self.name, effect="NoSchedule")],
+        )
+        self.nodes.append(node)
+        return node
+
+    def place(self, body: dict[str, Any], *, spread: bool = True) -> dict[str, Any]:
+        """A workload manifest placed on the pool; `spread`: at most one replica more on any node than
+        on another, counting only nodes that take pods (a cordoned node does not)."""
+        pod = body["spec"]["template"]["spec"]
+        pod["nodeSelector"] = {POOL_KEY: self.name}
+        pod["tolerations"] = [
+            {"key": POOL_KEY, "operator": "Equal", "value": self.name, "effect": "NoSchedule"}
+        ]
+        if spread:
+            pod["topologySpreadConstraints"] = [
+                {
+                    "maxSkew": 1,
+                    "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "DoNotSchedule",
+                    "nodeTaintsPolicy": "Honor",
+                    "labelSelector": {"matchLabels": body["spec"]["selector"]["matchLabels"]},
+                }
+            ]
+        return body
+
+    def node(self, name: str) -> client.V1Node:
+        return client.CoreV1Api(self.api).read_node(name)
+
+
+@contextlib.contextmanager
+def node_pool(api: client.ApiClient, size: int) -> Iterator[Pool]:
+    """A pool of `size` nodes (more may be added), deleted after the block."""
+    pool = Pool(api, f"np-{uuid.uuid4().hex[:6]}")
+    try:
+        for _ in range(size):
+            pool.add()
+        yield pool
+    finally:
+        for name in pool.nodes:
+            with contextlib.suppress(client.ApiException):
+                client.CoreV1Api(api).delete_node(name)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import re
 import subprocess
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,8 @@ def test_helm_lint_strict_passes(values: Path | None) -> None:
         (["--set", "watchNamespaces=shop"], "watchNamespaces"),
         (["--set", "webhook.failurePolicy=Sometimes"], "failurePolicy"),
         (["--set", "defaultPolicy.maxPodsPercent=150"], "maxPodsPercent"),
+        (["--set-string", "nodeFaults.enabled=yes"], "nodeFaults"),
+        (["--set", "nodeFaults.drain=true"], "drain"),
     ],
     ids=[
         "string-replicas",
@@ -98,6 +101,8 @@ def test_helm_lint_strict_passes(values: Path | None) -> None:
         "namespaces-not-list",
         "enum",
         "range",
+        "node-faults-not-bool",
+        "node-faults-unknown-key",
     ],
 )
 def test_schema_refuses_bad_values_with_a_clear_message(override: list[str], expected: str) -> None:
@@ -490,6 +495,58 @@ def test_provision_rbac_holds_everything_the_provisioned_roles_grant(values: Pat
     default = all_rules(render(*extra))
     assert not covers(default, {"apiGroups": [""], "resources": ["pods/exec"], "verbs": ["create"]})
     assert not any("roles" in r["resources"] for r in default)
+
+
+NODE_FAULT_RULES = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["replicasets", "deployments", "statefulsets", "daemonsets"],
+        "verbs": ["get"],
+    },
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["list"]},
+]
+
+
+@pytest.mark.parametrize("values", [None, NAMESPACED_VALUES], ids=["default", "namespaced"])
+def test_node_fault_rbac_is_cluster_wide_and_only_when_enabled(values: Path | None) -> None:
+    from aftershock.engines.node_drain import EVICT_ANYWHERE
+    from aftershock.engines.node_marks import PATCH_NODES
+
+    extra = ["-f", str(values)] if values else []
+    off = all_rules(operator_docs(render(*extra)))
+    assert not any({"nodes", "pods/eviction"} & set(r["resources"]) for r in off), off
+    result = helm("lint", "--strict", str(CHART), *extra, "--set", "nodeFaults.enabled=true", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    docs = render(*extra, "--set", "nodeFaults.enabled=true")
+    cluster_wide = grants_in(docs, None)  # the ClusterRole: a node's pods may be in any namespace
+    for needed in NODE_FAULT_RULES:
+        assert covers(cluster_wide, needed), needed
+    # what the drain itself does (engines/node_marks.py, engines/node_drain.py), as the operator
+    for permission in (PATCH_NODES, EVICT_ANYWHERE):
+        resource = (
+            f"{permission.resource}/{permission.subresource}"
+            if permission.subresource
+            else permission.resource
+        )
+        needed = {"apiGroups": [permission.group], "resources": [resource], "verbs": [permission.verb]}
+        assert covers(cluster_wide, needed), permission
+    # nothing more than that: no deleting pods or nodes, no writes to workloads, in either mode
+    added = Counter(map(str, all_rules(operator_docs(docs)))) - Counter(map(str, off))
+    assert added == Counter(map(str, NODE_FAULT_RULES)), added
+    for rule in NODE_FAULT_RULES:
+        assert set(rule["verbs"]) <= {"get", "list", "patch", "create"}, rule
+        if "patch" in rule["verbs"]:
+            assert rule["resources"] == ["nodes"], rule
+        if "create" in rule["verbs"]:
+            assert rule["resources"] == ["pods/eviction"], rule
+
+
+def test_node_faults_are_off_by_default() -> None:
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["nodeFaults"] == {"enabled": False}
 
 
 def grants_in(docs: list[dict[str, Any]], namespace: str | None) -> list[dict[str, Any]]:

@@ -184,6 +184,25 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]
   verbs: [get, list, watch]
+{{- if .Values.nodeFaults.enabled }}
+# node faults: cordon, taint and mark nodes (merge patch), find marked ones for the sweeper; a
+# node's pods may be in any namespace, so they are listed, evicted and sized cluster-wide
+- apiGroups: [""]
+  resources: [nodes]
+  verbs: [get, list, patch]
+- apiGroups: [""]
+  resources: [pods]
+  verbs: [list]
+- apiGroups: [""]
+  resources: [pods/eviction]
+  verbs: [create]
+- apiGroups: [apps]
+  resources: [replicasets, deployments, statefulsets, daemonsets]
+  verbs: [get]
+- apiGroups: [policy]
+  resources: [poddisruptionbudgets]
+  verbs: [list]
+{{- end }}
 {{- end -}}
 
 {{/* The default ChaosPolicy's name (cluster-scoped, so it carries the release's full name). */}}

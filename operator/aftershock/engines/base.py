@@ -183,6 +183,7 @@ class Native:
     self_timed = False
     displaces = False
     heals_while_held = False
+    paced_by_budgets = False
     artifacts: tuple[ArtifactFinder, ...] = ()
     kind: str
 

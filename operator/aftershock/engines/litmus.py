@@ -138,6 +138,7 @@ class LitmusEngine:
     self_timed = True
     displaces = False
     heals_while_held = False
+    paced_by_budgets = False
     artifacts = (CHAOS_ENGINES, pod_marks.TARGET_LABELS)
 
     def policy_kind(self, fault: Fault) -> str:

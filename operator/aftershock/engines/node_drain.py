@@ -49,6 +49,7 @@ def evict(kube: Kube, node: str, recorded: Sequence[DisplacedPod], grace: int | 
 
 class NodeDrainEngine(NodeEngine):
     kind = "nodeDrain"
+    paced_by_budgets = True
 
     def damage(self, fault: Fault) -> tuple[Permission, ...]:
         """Cordoning changes a cluster-scoped object and the evictions may reach any namespace the

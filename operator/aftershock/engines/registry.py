@@ -75,6 +75,12 @@ class FaultEngine(Protocol):
         ...
 
     @property
+    def paced_by_budgets(self) -> bool:
+        """Removes pods through the Eviction API, which holds to PodDisruptionBudgets itself (and
+        lets the fault wait for replacements): the shared budgets do not trim its targets."""
+        ...
+
+    @property
     def artifacts(self) -> tuple[ArtifactFinder, ...]:
         """The objects the fault leaves while it is held, for the sweeper and the kill switch."""
         ...

@@ -128,7 +128,7 @@ async def plan(
                     allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
                     pdbs.append((f"{namespace}/{pdb['metadata']['name']}", selector, allowed))
         problem = node_faults.pdb_problem(
-            node_faults.pdb_hits(pdbs, going), evicts_through_api=engine.kind == "nodeDrain"
+            node_faults.pdb_hits(pdbs, going), evicts_through_api=engine.paced_by_budgets
         )
         if problem is not None:
             raise Refused("DisruptionBudget", problem)

@@ -256,6 +256,8 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
             return
         chosen = nodes.chosen
     request = budget_request(env, run, namespace, name, target_ns, workloads, pods, chosen, policies)
+    if engine.paced_by_budgets:  # the Eviction API holds to the budgets, evicting as they allow
+        request = dataclasses.replace(request, pdbs=[])
     # the shared budgets, decided as if the runs released together came one after another: a dry
     # run injects nothing, so it asks without claiming
     if spec.dry_run:
