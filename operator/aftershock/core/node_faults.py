@@ -253,6 +253,23 @@ def spread_findings(
     ]
 
 
+def no_room_findings(pending: Mapping[str, str], label: str) -> list[Finding]:
+    """A finding when replacements of the displaced pods could not be scheduled anywhere else
+    (`pending`: pod name → the scheduler's message): the cluster had no room to absorb a node."""
+    if not pending:
+        return []
+    example = next(iter(sorted(pending.items())))
+    return [
+        Finding(
+            severity=Severity.HIGH,
+            title=f"no room: {len(pending)} pod(s) of {label} stayed Pending",
+            detail=f"after their node was drained or tainted, {len(pending)} replacement pod(s) could not be"
+            f" scheduled on any other node (e.g. {example[0]}: {example[1]}): keep spare capacity for the"
+            " loss of a node (N+1), or let the workload tolerate it",
+        )
+    ]
+
+
 def pods_by_node(pods: Iterable[PodOnNode]) -> dict[str, int]:
     counts: Counter[str] = Counter(p.node for p in pods if p.node)
     return dict(counts)

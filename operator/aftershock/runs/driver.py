@@ -293,12 +293,18 @@ class RunDriver:
         if engine.sustained:
             if await observer.hold(self.env, self.journal, run, stop, injected_at):
                 fresh = await self.journal.read()
+                current = ChaosRun.from_body(fresh)
+                # pods put off a node that is still down and placed nowhere else: no room (seen now,
+                # before the revert lets them back onto it)
+                found = observer.no_room(self.env, self.namespace, current) if engine.displaces else []
+                noted = with_notes(current.status.findings, current.status.severity, found)
                 await self.journal.transition(
                     fresh,
-                    ChaosRun.from_body(fresh),
+                    current,
                     RunPhase.REVERTING,
                     "Reverting",
                     "fault held; reverting it",
+                    status=current.status.model_copy(update=noted) if found else None,
                 )
             return
         deleted = {t.uid for t in run.status.targets if t.uid}

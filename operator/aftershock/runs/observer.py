@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from aftershock.api.common import Finding, Severity
 from aftershock.api.durations import parse_duration
 from aftershock.api.run import ChaosRun, CollateralRecovery, DisplacedPod, TargetRecord
+from aftershock.core import node_faults as core_node_faults
 from aftershock.core import recovery as core_recovery
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.severity import RecoveryObservation, assess, format_seconds
@@ -124,6 +125,28 @@ async def collateral_recovery(
                 )
             )
     return [results[label] for label in groups], findings
+
+
+def no_room(env: RunEnv, namespace: str, run: ChaosRun) -> list[Finding]:
+    """Findings for target pods the scheduler could place nowhere (from the cache)."""
+    spec = run.spec
+    assert spec.target is not None
+    view = env.cluster()
+    target_ns = effective_target_namespace(namespace, spec.target.namespace)
+    found: list[Finding] = []
+    for workload in find_workloads(view, str(spec.target.kind), target_ns, spec.target.selector.to_json()):
+        pending = {}
+        for pod in pods_of(view, workload):
+            conditions = (pod.get("status") or {}).get("conditions") or []
+            scheduled = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
+            if scheduled and scheduled.get("status") == "False":
+                pending[str(pod["metadata"]["name"])] = str(
+                    scheduled.get("message") or scheduled.get("reason")
+                )
+        found += core_node_faults.no_room_findings(
+            pending, f"{workload.kind} {workload.namespace}/{workload.name}"
+        )
+    return found
 
 
 def _recovered(env: RunEnv, label: str, gone: set[str], since: dt.datetime) -> tuple[dt.datetime | None, str]:
