@@ -31,7 +31,15 @@ def permissive(name: str = SUITE_POLICY) -> dict[str, Any]:
     the examples; tests of the endpoint rules add a stricter policy)."""
     return policy(
         name,
-        allowedFaults=["podDelete", "networkPartition", "litmus", "litmusNode", "toxiproxy", "nodeDrain", "nodeTaint"],
+        allowedFaults=[
+            "podDelete",
+            "networkPartition",
+            "litmus",
+            "litmusNode",
+            "toxiproxy",
+            "nodeDrain",
+            "nodeTaint",
+        ],
         blastRadius={"maxPodsPercent": 100, "maxNodes": 1},
         concurrency={"maxActiveRuns": 200, "maxActiveRunsPerNamespace": 100},
         endpoints={"allow": ["127.0.0.1/32", "*.svc", "*.svc.cluster.local"]},

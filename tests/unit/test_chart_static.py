@@ -506,6 +506,9 @@ NODE_FAULT_RULES = [
         "resources": ["replicasets", "deployments", "statefulsets", "daemonsets"],
         "verbs": ["get"],
     },
+    # a collateral Deployment is followed until it recovered: its pods are found through its
+    # ReplicaSets (engines/workloads.py owner_uids), in namespaces the operator may not watch
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": ["list"]},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": ["list"]},
 ]
 

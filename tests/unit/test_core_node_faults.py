@@ -684,3 +684,9 @@ def test_group_by_owner_keeps_order_and_puts_bare_pods_together() -> None:
     x, y = bare("x"), bare("y")
     assert group_by_owner([a1, b1, a2, x, y]) == {"A": [a1, a2], "B": [b1], "": [x, y]}
     assert group_by_owner([]) == {}
+
+
+def test_a_no_execute_toleration_with_seconds_only_delays_the_eviction() -> None:
+    delayed = [{"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]
+    assert not tolerates(delayed, taint_key("u"), "NoExecute")
+    assert tolerates([{"operator": "Exists", "effect": "NoExecute"}], taint_key("u"), "NoExecute")

@@ -186,7 +186,9 @@ app.kubernetes.io/part-of: aftershock
   verbs: [get, list, watch]
 {{- if .Values.nodeFaults.enabled }}
 # node faults: cordon, taint and mark nodes (merge patch), find marked ones for the sweeper; a
-# node's pods may be in any namespace, so they are listed, evicted and sized cluster-wide
+# node's pods may be in any namespace, so they are listed, evicted and sized cluster-wide, and
+# the workloads that lose pods are followed until they recovered (a Deployment through its
+# ReplicaSets, hence their list)
 - apiGroups: [""]
   resources: [nodes]
   verbs: [get, list, patch]
@@ -199,6 +201,9 @@ app.kubernetes.io/part-of: aftershock
 - apiGroups: [apps]
   resources: [replicasets, deployments, statefulsets, daemonsets]
   verbs: [get]
+- apiGroups: [apps]
+  resources: [replicasets]
+  verbs: [list]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [list]

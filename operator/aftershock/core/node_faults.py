@@ -90,9 +90,12 @@ def pod_on_node(pod: Mapping[str, Any]) -> PodOnNode:
 
 
 def tolerates(tolerations: Iterable[Mapping[str, Any]], key: str, effect: str) -> bool:
-    """Whether a pod with these tolerations stays on a node tainted `key` with `effect` (value "")."""
+    """Whether a pod with these tolerations stays on a node tainted `key` with `effect` (value "").
+    A NoExecute toleration with tolerationSeconds only delays the eviction: it does not count."""
     for toleration in tolerations:
         if toleration.get("effect") not in (None, "", effect):
+            continue
+        if effect == "NoExecute" and toleration.get("tolerationSeconds") is not None:
             continue
         operator = toleration.get("operator") or "Equal"
         tolerated_key = toleration.get("key") or ""
