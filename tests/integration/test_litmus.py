@@ -538,6 +538,9 @@ def test_node_drain_through_litmus_drains_exactly_the_node_of_the_chosen_pod(
     now = {p.metadata.name: p for p in client.CoreV1Api(api).list_namespaced_pod(namespace).items}
     on_drained = {name for name, node in placed.items() if node == drained}
     assert on_drained and not on_drained & set(now), (placed, sorted(now))
+    # ... as the run had listed and checked before Litmus started (the collateral rule): no one else's
+    assert {d["name"] for d in status["displaced"]} == on_drained, status["displaced"]
+    assert not any(d["collateral"] for d in status["displaced"])
     assert {n: u for n, u in started.before.items() if n not in on_drained}.items() <= {
         n: p.metadata.uid for n, p in now.items()
     }.items()
@@ -815,7 +818,10 @@ def test_policy_applies_to_litmus_and_node_experiments_are_node_faults(
     # a node experiment names the node of the chosen pod (Litmus's operator is stopped: node
     # experiments do not run for real here, see docs/litmus.md)
     litmus.stop()
-    chaos.create_experiment(experiment("taint", app="shop", fault=litmus_fault("node-taint")))
+    # (NoSchedule: a NoExecute taint would evict the other pods of that shared node, which the
+    # collateral rule judges; tests/integration/test_node_faults.py covers it)
+    taint = litmus_fault("node-taint", TAINTS="aftershock-test=on:NoSchedule")
+    chaos.create_experiment(experiment("taint", app="shop", fault=taint))
     (target,) = wait_for(
         lambda: (chaos.runs("taint") or [{}])[0].get("status", {}).get("targets"),
         timeout=60,

@@ -19,6 +19,7 @@ from aftershock.core.node_faults import (
     displaced_by_drain,
     displaced_by_taint,
     group_by_owner,
+    litmus_taint,
     node_refusal,
     pdb_hits,
     pdb_problem,
@@ -690,3 +691,16 @@ def test_a_no_execute_toleration_with_seconds_only_delays_the_eviction() -> None
     delayed = [{"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}]
     assert not tolerates(delayed, taint_key("u"), "NoExecute")
     assert tolerates([{"operator": "Exists", "effect": "NoExecute"}], taint_key("u"), "NoExecute")
+
+
+def test_litmus_taint_is_read_as_litmus_go_reads_it() -> None:
+    assert litmus_taint("") == ("", "node-taint", "NoExecute")
+    assert litmus_taint("app=chaos:NoSchedule") == ("app", "chaos", "NoSchedule")
+    assert litmus_taint("dedicated") == ("dedicated", "node-taint", "NoExecute")
+    assert litmus_taint("k=:NoExecute") == ("k", "", "NoExecute")
+
+
+def test_a_taint_with_a_value_is_tolerated_only_by_that_value_or_exists() -> None:
+    equal = [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute"}]
+    assert tolerates(equal, "k", "NoExecute", "v") and not tolerates(equal, "k", "NoExecute", "w")
+    assert tolerates([{"key": "k", "operator": "Exists"}], "k", "NoExecute", "anything")

@@ -27,6 +27,14 @@ TAINT_PREFIX = "chaos.aftershock.dev/"
 TERMINAL_PHASES = ("Succeeded", "Failed")
 
 
+def litmus_taint(spec: str) -> tuple[str, str, str]:
+    """Litmus node-taint's TAINTS env ("key=value:effect") as litmus-go reads it: (key, value,
+    effect), value "node-taint" and effect NoExecute when left out."""
+    label, _, effect = spec.partition(":")
+    key, sep, value = label.partition("=")
+    return key, value if sep else "node-taint", effect or "NoExecute"
+
+
 def taint_key(run_uid: str) -> str:
     """The run's own taint key: no pod tolerates it by name, and it says whose it is."""
     return f"{TAINT_PREFIX}{run_uid}"
@@ -89,8 +97,8 @@ def pod_on_node(pod: Mapping[str, Any]) -> PodOnNode:
     )
 
 
-def tolerates(tolerations: Iterable[Mapping[str, Any]], key: str, effect: str) -> bool:
-    """Whether a pod with these tolerations stays on a node tainted `key` with `effect` (value "").
+def tolerates(tolerations: Iterable[Mapping[str, Any]], key: str, effect: str, value: str = "") -> bool:
+    """Whether a pod with these tolerations stays on a node tainted `key`=`value` with `effect`.
     A NoExecute toleration with tolerationSeconds only delays the eviction: it does not count."""
     for toleration in tolerations:
         if toleration.get("effect") not in (None, "", effect):
@@ -101,7 +109,7 @@ def tolerates(tolerations: Iterable[Mapping[str, Any]], key: str, effect: str) -
         tolerated_key = toleration.get("key") or ""
         if operator == "Exists" and tolerated_key in ("", key):
             return True
-        if operator == "Equal" and tolerated_key == key and (toleration.get("value") or "") == "":
+        if operator == "Equal" and tolerated_key == key and (toleration.get("value") or "") == value:
             return True
     return False
 
@@ -111,14 +119,14 @@ def displaced_by_drain(pods: Iterable[PodOnNode]) -> list[PodOnNode]:
     return [p for p in pods if not (p.daemon or p.mirror or p.finished or p.terminating)]
 
 
-def displaced_by_taint(pods: Iterable[PodOnNode], key: str, effect: str) -> list[PodOnNode]:
+def displaced_by_taint(pods: Iterable[PodOnNode], key: str, effect: str, value: str = "") -> list[PodOnNode]:
     """The pods a taint evicts: none for NoSchedule; for NoExecute every one that does not tolerate it."""
     if effect != "NoExecute":
         return []
     return [
         p
         for p in pods
-        if not (p.mirror or p.finished or p.terminating or tolerates(p.tolerations, key, effect))
+        if not (p.mirror or p.finished or p.terminating or tolerates(p.tolerations, key, effect, value))
     ]
 
 

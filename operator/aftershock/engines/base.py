@@ -181,7 +181,7 @@ class Native:
     the runner times the fault, and nothing reaches beyond the target namespace."""
 
     self_timed = False
-    displaces = False
+    picks_nodes = False
     heals_while_held = False
     paced_by_budgets = False
     artifacts: tuple[ArtifactFinder, ...] = ()
@@ -207,6 +207,9 @@ class Native:
 
     def follow(self, ctx: InjectContext) -> Followed:
         return Followed(done=True)
+
+    def displaces(self, fault: Fault) -> bool:
+        return False
 
     def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
         return []

@@ -26,7 +26,7 @@ from aftershock.api.experiment import Fault
 from aftershock.api.run import EngineRecord, TargetRecord
 from aftershock.core import litmus, litmus_params
 from aftershock.core.naming import LABEL_RUN, LABEL_RUN_NAMESPACE, carries_run_label, label_value
-from aftershock.core.node_faults import PodOnNode
+from aftershock.core.node_faults import PodOnNode, displaced_by_drain, displaced_by_taint, litmus_taint
 from aftershock.core.sweep import Artifact
 from aftershock.core.watch_scope import Scope
 from aftershock.engines import pod_marks
@@ -136,7 +136,7 @@ class LitmusEngine:
     kind = "litmus"
     sustained = True
     self_timed = True
-    displaces = False
+    picks_nodes = False
     heals_while_held = False
     paced_by_budgets = False
     artifacts = (CHAOS_ENGINES, pod_marks.TARGET_LABELS)
@@ -282,7 +282,19 @@ class LitmusEngine:
             )
         return now()
 
+    def displaces(self, fault: Fault) -> bool:
+        """Litmus's node-drain evicts every pod of the node, and its node-taint (NoExecute unless
+        TAINTS says otherwise) those not tolerating it: the same collateral rule as native ones."""
+        return _displacing(fault)
+
     def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
+        if fault.litmus is None:
+            return []
+        if fault.litmus.experiment == "node-drain":
+            return displaced_by_drain(pods)
+        if fault.litmus.experiment == "node-taint":
+            key, value, effect = litmus_taint(fault.litmus.env.get("TAINTS", ""))
+            return displaced_by_taint(pods, key, effect, value)
         return []
 
     def tend(self, ctx: InjectContext) -> bool:
@@ -521,3 +533,13 @@ def _wait(condition: Any, seconds: float, poll: float = 0.5) -> bool:
         if time.monotonic() >= give_up:
             return False
         time.sleep(poll)
+
+
+def _displacing(fault: Fault) -> bool:
+    if fault.litmus is None:
+        return False
+    if fault.litmus.experiment == "node-drain":
+        return True
+    if fault.litmus.experiment == "node-taint":
+        return litmus_taint(fault.litmus.env.get("TAINTS", ""))[2] == "NoExecute"
+    return False

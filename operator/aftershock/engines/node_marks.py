@@ -155,7 +155,7 @@ class NodeEngine(Native):
     expect the workload to heal while it is held, and leave marks on the nodes."""
 
     sustained = True
-    displaces = True
+    picks_nodes = True
     heals_while_held = True
     artifacts = (NODE_MARKS,)
 
@@ -170,6 +170,9 @@ class NodeEngine(Native):
             if target.kind == "Node":
                 unmark(ctx.kube, target.name, ctx.run_uid)
         return ()
+
+    def displaces(self, fault: Fault) -> bool:
+        return True
 
     def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
         raise NotImplementedError

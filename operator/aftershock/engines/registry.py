@@ -63,9 +63,9 @@ class FaultEngine(Protocol):
         ...
 
     @property
-    def displaces(self) -> bool:
-        """Puts pods off their nodes (node faults): targets are chosen among the nodes the target's
-        pods run on, and every pod that would go (collateral) is checked and recorded first."""
+    def picks_nodes(self) -> bool:
+        """`mode` and `value` pick among the nodes the target's Ready pods run on (native node
+        faults), not among the pods."""
         ...
 
     @property
@@ -107,8 +107,14 @@ class FaultEngine(Protocol):
         """For TargetUnit.NODES: the nodes to act on, from the chosen pods (pure)."""
         ...
 
+    def displaces(self, fault: Fault) -> bool:
+        """Puts pods off their nodes (a drain, a NoExecute taint): every pod on the nodes that would
+        go (the target's and collateral) is checked against the policies and recorded first, and
+        the other workloads' recovery is measured."""
+        ...
+
     def displaced(self, fault: Fault, pods: Sequence[PodOnNode], run_uid: str) -> list[PodOnNode]:
-        """For engines that displace: which of the pods on the chosen nodes the fault puts off (pure)."""
+        """For faults that displace: which of the pods on the chosen nodes the fault puts off (pure)."""
         ...
 
     def describe(self, fault: Fault) -> str:

@@ -296,7 +296,8 @@ class RunDriver:
                 current = ChaosRun.from_body(fresh)
                 # pods put off a node that is still down and placed nowhere else: no room (seen now,
                 # before the revert lets them back onto it)
-                found = observer.no_room(self.env, self.namespace, current) if engine.displaces else []
+                displaces = run.spec.fault is not None and engine.displaces(run.spec.fault)
+                found = observer.no_room(self.env, self.namespace, current) if displaces else []
                 noted = with_notes(current.status.findings, current.status.severity, found)
                 await self.journal.transition(
                     fresh,
@@ -371,7 +372,7 @@ class RunDriver:
         )
         if outcome is None:
             return
-        if engine.displaces:
+        if run.status.displaced:
             collateral = await observer.collateral_recovery(self.env, run, stop, since=since)
             if collateral is None:
                 return

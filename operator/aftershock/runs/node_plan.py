@@ -57,13 +57,17 @@ async def plan(
     policies: Policies,
     ready: list[Obj],
     workloads: list[Workload],
+    given: list[str] | None = None,
+    given_pods: list[Obj] | None = None,
 ) -> NodePlan:
+    """`given`: the nodes the engine picked itself (Litmus, from `given_pods`), each of which must
+    be one a node fault may touch; None: pick among the nodes here, by mode and value."""
     spec = run.spec
     assert spec.target is not None and spec.fault is not None
     uid = run.uid or run.name
     nodes: dict[str, Obj] = {}
     refusals: list[str] = []
-    for name in distinct_nodes(ready):
+    for name in given if given is not None else distinct_nodes(ready):
         node = await env.io(env.kube.find_node, name)
         if node is None:
             continue
@@ -76,6 +80,8 @@ async def plan(
             nodes[name] = node
         else:
             refusals.append(refusal)
+    if given is not None and refusals:
+        raise Refused("NodeNotAllowed", f"{'; '.join(refusals)}; nothing was touched")
     if not nodes:
         raise Refused(
             "NodeNotAllowed",
@@ -84,21 +90,31 @@ async def plan(
             + "; nothing was touched",
         )
     try:
-        picked = select_targets(
-            sorted(nodes),
-            str(spec.target.mode),
-            spec.target.value,
-            seed=uid,
-            key=lambda n: n,
-            what=f"nodes running Ready pods of the target in {target_ns}",
+        picked = (
+            list(given)
+            if given is not None
+            else select_targets(
+                sorted(nodes),
+                str(spec.target.mode),
+                spec.target.value,
+                seed=uid,
+                key=lambda n: n,
+                what=f"nodes running Ready pods of the target in {target_ns}",
+            )
         )
     except TargetSelectionError as exc:
         raise Abort("NoTargets", f"{exc.reason}; nothing was injected") from exc
     except ValueError as exc:
         raise Abort("InvalidTarget", str(exc)) from exc
-    on_nodes = [
-        node_faults.pod_on_node(p) for name in picked for p in await env.io(env.kube.list_pods_on_node, name)
-    ]
+    on_nodes = (
+        [
+            node_faults.pod_on_node(p)
+            for name in picked
+            for p in await env.io(env.kube.list_pods_on_node, name)
+        ]
+        if engine.displaces(spec.fault)
+        else []
+    )
     going = engine.displaced(spec.fault, on_nodes, uid)
     if len(going) > MAX_DISPLACED:
         raise Refused(
@@ -156,7 +172,9 @@ async def plan(
         nodes=list(picked),
         prior={n: bool((nodes[n].get("spec") or {}).get("unschedulable")) for n in picked},
         displaced=displaced,
-        chosen=[p for p in ready if (p.get("spec") or {}).get("nodeName") in set(picked)],
+        chosen=given_pods
+        if given_pods is not None
+        else [p for p in ready if (p.get("spec") or {}).get("nodeName") in set(picked)],
         findings=findings,
     )
 

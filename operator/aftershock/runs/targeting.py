@@ -219,7 +219,7 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
     engine = engine_of(run)
     what = f"Ready pods of {kind} {', '.join(f'{target_ns}/{w.name}' for w in workloads)}"
     chosen: list[Obj] = []
-    if not engine.displaces:  # a node fault picks among nodes, below, once the policies are read
+    if not engine.picks_nodes:  # a native node fault picks among nodes, below, once the policies are read
         try:
             chosen = select_targets(
                 pods,
@@ -248,9 +248,22 @@ async def prepare(env: RunEnv, journal: Journal, obj: Obj, run: ChaosRun, stop: 
         return
     run = run.model_copy(update={"status": run.status.model_copy(update=before.update(run))})
     nodes: node_plan.NodePlan | None = None
-    if engine.displaces:
+    if engine.target_unit(spec.fault) is TargetUnit.NODES:
+        # nodes a node fault may touch, and who else loses pods; the engine's own picks (Litmus:
+        # the nodes of the chosen pods), or among the nodes
+        picked = None if engine.picks_nodes else engine.node_targets(spec.fault, chosen)
         try:
-            nodes = await node_plan.plan(env, run, engine, target_ns, policies, pods, workloads)
+            nodes = await node_plan.plan(
+                env,
+                run,
+                engine,
+                target_ns,
+                policies,
+                pods,
+                workloads,
+                picked,
+                None if picked is None else chosen,
+            )
         except node_plan.Refused as exc:
             await journal.transition(obj, run, RunPhase.SKIPPED, exc.reason, exc.message)
             return
