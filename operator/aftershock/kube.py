@@ -929,6 +929,10 @@ class Kube:
 
         return call_with_backoff(attempt, self.retry, what="create_namespaced_pod_eviction")
 
+    def list_services(self, namespace: str) -> list[Obj]:
+        items = self._call(self.core.list_namespaced_service, namespace).items
+        return [self._plain(item) for item in items]
+
     def list_pdbs(self, namespace: str) -> list[Obj]:
         items = self._call(self.policy.list_namespaced_pod_disruption_budget, namespace).items
         return [self._plain(item) for item in items]

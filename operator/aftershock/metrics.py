@@ -32,6 +32,11 @@ ACTIVE_FAULTS = Gauge(
     ["fault"],
     registry=REGISTRY,
 )
+POLICIES_SUSPENDED = Gauge(
+    "aftershock_policies_suspended",
+    "ChaosPolicies with spec.suspend: true (the kill switch), as this operator last saw them.",
+    registry=REGISTRY,
+)
 RECONCILE_ERRORS = Counter(
     "aftershock_reconcile_errors_total",
     "Handler invocations that failed (retried by the operator).",

@@ -21,6 +21,7 @@ from aftershock.core import policy as core_policy
 from aftershock.core.selectors import matches
 from aftershock.core.times import parse_time
 from aftershock.kube import Obj
+from aftershock.metrics import POLICIES_SUSPENDED
 
 Policies = list[tuple[str, ChaosPolicySpec]]
 ACTIVE_PHASES = {"Injecting", "Observing", "Reverting"}
@@ -141,6 +142,7 @@ class PolicyWatch:
                 self._specs.pop(name, None)
             else:
                 self._specs[name] = dict(spec)
+            POLICIES_SUSPENDED.set(sum(1 for s in self._specs.values() if s.get("suspend")))
         self.notify()
 
     def notify(self) -> None:
