@@ -456,7 +456,7 @@ def _live_design(
         for workload in workloads:
             pod_selector = to_label_selector((workload.get("spec") or {}).get("selector") or {})
             pods = kube.list_pods(namespace, pod_selector)
-            facts = rules.facts_from_objects(workload, pods, pdbs, nodes)
+            facts = rules.facts_from_objects({**workload, "kind": kind}, pods, pdbs, nodes)
             design += [r.to_json() for r in rules.recommend(facts, evidence)]
     return labels, design
 
