@@ -39,6 +39,14 @@ echo "== 4/5 example workload in namespace $NS (the previous demo's objects are 
 "${KUBECTL[@]}" -n "$NS" rollout status deployment/checkout --timeout=60s
 
 echo "== 5/5 experiment"
+# the mutating webhook stamps what it checked (docs/security.md): wait until it answers, so the
+# experiment is not created unchecked (and then refused to run) while the operator is starting
+for _ in $(seq 1 60); do
+  stamp=$("${KUBECTL[@]}" -n "$NS" apply --dry-run=server -f examples/pod-delete.yaml \
+    -o jsonpath='{.metadata.annotations.aftershock\.dev/review}' 2>/dev/null || true)
+  [ -n "$stamp" ] && break
+  sleep 0.5
+done
 "${KUBECTL[@]}" -n "$NS" apply -f examples/pod-delete.yaml
 echo "   waiting for the run to finish..."
 for _ in $(seq 1 240); do

@@ -166,7 +166,7 @@ def test_text_forms_carry_the_cells_and_findings() -> None:
     doc = matrix.build(*sample(), now=NOW, namespaces=["shop"])
     md = text.markdown(doc)
     assert md.startswith("# Failure-mode report") and "| target | podDelete | networkPartition |" in md
-    assert "75% passed" in md and "**medium**" in md and "no runs" in md
+    assert "75% passed" in md and "**medium**" in md and "no runs" in md and "5 runs" in md
     assert text.cell_text(None) == "no runs"
 
 

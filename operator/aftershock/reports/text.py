@@ -26,7 +26,7 @@ def cell_text(cell: Mapping[str, Any] | None) -> str:
     passed = f"{round(rate * 100)}% passed" if rate is not None else "none judged"
     recovery = cell.get("recovery") or {}
     parts = [
-        f"{cell['runs']} runs, {passed}",
+        f"{cell['runs']} run{'' if cell['runs'] == 1 else 's'}, {passed}",
         f"worst {cell.get('worstSeverity') or '-'}",
         f"p50 {_seconds(recovery.get('p50'))} p95 {_seconds(recovery.get('p95'))}"
         f" (objective {_seconds(recovery.get('objective'))})",
