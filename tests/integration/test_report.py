@@ -40,11 +40,17 @@ def good() -> Body:
         {
             "maxSkew": 1,
             "topologyKey": "kubernetes.io/hostname",
-            "whenUnsatisfiable": "ScheduleAnyway",
+            "whenUnsatisfiable": "DoNotSchedule",
+            "nodeTaintsPolicy": "Honor",  # other tests' node pools are not for it
             "labelSelector": {"matchLabels": {"app": "good"}},
         }
     ]
     return body
+
+
+def packed() -> Body:
+    """Two replicas on one node, no budget."""
+    return deployment("packed", replicas=2, node_selector={"kubernetes.io/hostname": "kwok-node-0"})
 
 
 def cli(cluster: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,6 +83,7 @@ def history(cluster: Cluster, api: client.ApiClient, namespace: str, operator: O
     apps = client.AppsV1Api(api)
     apps.create_namespaced_deployment(namespace, weak())
     apps.create_namespaced_deployment(namespace, good())
+    apps.create_namespaced_deployment(namespace, packed())
     client.PolicyV1Api(api).create_namespaced_pod_disruption_budget(
         namespace,
         {
@@ -88,7 +95,12 @@ def history(cluster: Cluster, api: client.ApiClient, namespace: str, operator: O
     )
     wait_for(lambda: len(ready_pods(api, namespace, "weak")) == 1, timeout=60, message="weak Ready")
     wait_for(lambda: len(ready_pods(api, namespace, "good")) == 3, timeout=60, message="good Ready")
+    wait_for(lambda: len(ready_pods(api, namespace, "packed")) == 2, timeout=60, message="packed Ready")
     chaos = Chaos(api, namespace)
+    # an experiment on the packed workload that has not run yet: a row, and a target of the design
+    packed_kill = experiment("packed-kill", app="packed")
+    packed_kill["spec"].update(schedule="@yearly", suspend=True)
+    chaos.create_experiment(packed_kill)
     # passed, every few seconds, keeping one: the older runs are pruned into status.history
     body = experiment("good-kill", app="good", objective="30s")
     body["spec"].update(schedule="@every 5s", successfulRunsHistoryLimit=1)
@@ -173,7 +185,10 @@ def test_report_in_every_format_and_the_recovery_design(
     design = {(r["target"], r["id"]) for r in doc["recommendations"]}
     assert (f"Deployment {ns}/weak", "AS-R001") in design  # a single replica
     assert (f"Deployment {ns}/weak", "AS-R004") in design  # no readiness probe
+    assert (f"Deployment {ns}/packed", "AS-R002") in design  # two replicas, no budget
+    assert (f"Deployment {ns}/packed", "AS-R005") in design  # both on one node
     assert not any(target == f"Deployment {ns}/good" for target, _ in design), design
+    assert rows[f"Deployment {ns}/packed"]["cells"]["podDelete"]["runs"] == 0
     # a window leaves the pruned run out, and says so
     windowed = json.loads(cli(cluster, "report", "-n", ns, "--since", "1h", "--format", "json").stdout)
     assert windowed["scope"]["retiredIncluded"] is False
@@ -195,7 +210,7 @@ def test_report_in_every_format_and_the_recovery_design(
     done = cli(cluster, "recommend", "-n", ns, "-o", "json")
     assert done.returncode == 3, done.stderr
     rules = json.loads(done.stdout)["recommendations"]
-    assert {r["target"] for r in rules} == {f"Deployment {ns}/weak"}
+    assert {r["target"] for r in rules} == {f"Deployment {ns}/weak", f"Deployment {ns}/packed"}
     single = next(r for r in rules if r["id"] == "AS-R001")
     assert "replicas: 2" in single["change"] and single["evidence"]
 
