@@ -580,6 +580,145 @@ def recommend(
     raise typer.Exit(3 if rules else 0)
 
 
+export_app = typer.Typer(help="Export an experiment to another tool's format.", no_args_is_help=True)
+import_app = typer.Typer(help="Import an experiment from another tool's format.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+app.add_typer(import_app, name="import")
+
+
+def _write(doc: Any, output: Path | None) -> None:
+    """JSON on stdout, or to a file (YAML when its name ends in .yaml or .yml)."""
+    import yaml
+
+    if output is None:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    text = (
+        yaml.safe_dump(doc, sort_keys=False)
+        if output.suffix in (".yaml", ".yml")
+        else json.dumps(doc, indent=2) + "\n"
+    )
+    output.write_text(text)
+    typer.echo(f"wrote {output}", err=True)
+
+
+def _probe_selectors(kube: Any, body: dict[str, Any], namespace: str) -> dict[str, str]:
+    """Kind/name → pod label selector of the workloads kubernetes probes name (readyAtLeast needs it)."""
+    from aftershock.core.selectors import to_label_selector
+    from aftershock.kube import NotFound
+
+    spec = body.get("spec") or {}
+    target_ns = (spec.get("target") or {}).get("namespace") or namespace
+    found = {}
+    for probe in (spec.get("steadyState") or {}).get("probes") or []:
+        k8s = probe.get("kubernetes")
+        if not k8s or k8s.get("readyAtLeast") is None:
+            continue
+        try:
+            workload = kube.get_workload(k8s["kind"], target_ns, k8s["name"])
+        except NotFound:
+            continue
+        found[f"{k8s['kind']}/{k8s['name']}"] = to_label_selector(
+            (workload.get("spec") or {}).get("selector") or {}
+        )
+    return found
+
+
+@export_app.command("chaostoolkit")
+def export_chaostoolkit(
+    experiment: Annotated[str, typer.Argument(help="Name of the ChaosExperiment.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (.json, .yaml).")
+    ] = None,
+) -> None:
+    """A Chaos Toolkit experiment doing what this ChaosExperiment does (`chaos run` can run it).
+    Faults without a Chaos Toolkit counterpart are refused with the list of what is missing."""
+    from aftershock.kube import NotFound
+    from aftershock.reports import chaostoolkit as ctk
+
+    kube = _kube()
+    try:
+        body = kube.get("ChaosExperiment", namespace, experiment)
+    except NotFound:
+        typer.echo(f"error: ChaosExperiment {experiment} not found in namespace {namespace}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        doc = ctk.export(body, selectors=_probe_selectors(kube, body, namespace))
+    except ctk.NotMappable as exc:
+        typer.echo(
+            f"error: ChaosExperiment {namespace}/{experiment} cannot be exported to Chaos Toolkit:", err=True
+        )
+        for item in exc.missing:
+            typer.echo(f"  - {item}", err=True)
+        raise typer.Exit(1) from None
+    _write(doc, output)
+
+
+@import_app.command("chaostoolkit")
+def import_chaostoolkit(
+    file: Annotated[Path, typer.Argument(help="A Chaos Toolkit experiment (JSON or YAML).")],
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Namespace for the experiment.")
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Name for the experiment (default: from the file).")
+    ] = None,
+) -> None:
+    """The ChaosExperiment a Chaos Toolkit experiment describes, as YAML for kubectl apply. Nothing
+    in the file is run: activities that do not map (Python functions other than the mapped ones,
+    processes) are refused by name."""
+    import yaml
+
+    from aftershock.reports import chaostoolkit as ctk
+
+    try:
+        doc = yaml.safe_load(file.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise typer.BadParameter(f"cannot read {file}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise typer.BadParameter(f"{file} is not a Chaos Toolkit experiment")
+    try:
+        body = ctk.import_experiment(doc, name=name, namespace=namespace)
+    except ctk.NotMappable as exc:
+        typer.echo(f"error: {file} cannot be imported (nothing in it was run):", err=True)
+        for item in exc.missing:
+            typer.echo(f"  - {item}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(yaml.safe_dump(body, sort_keys=False), nl=False)
+
+
+@app.command()
+def journal(
+    run: Annotated[str, typer.Argument(help="Name of a finished ChaosRun.")],
+    namespace: Annotated[str, typer.Option("--namespace", "-n", help="Its namespace.")] = "default",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file.")] = None,
+) -> None:
+    """A Chaos Toolkit journal of a finished ChaosRun (what `chaos run` writes), for Chaos Toolkit
+    reporting and other journal readers."""
+    from aftershock.kube import NotFound
+    from aftershock.reports import chaostoolkit as ctk
+
+    kube = _kube()
+    try:
+        body = kube.get("ChaosRun", namespace, run)
+    except NotFound:
+        typer.echo(f"error: ChaosRun {run} not found in namespace {namespace}", err=True)
+        raise typer.Exit(1) from None
+    phase = (body.get("status") or {}).get("phase")
+    if phase not in ctk.STATUS:
+        typer.echo(f"error: ChaosRun {run} has not finished (phase {phase or 'none'})", err=True)
+        raise typer.Exit(1)
+    spec = body.get("spec") or {}
+    frozen = {k: v for k, v in spec.items() if k not in ("experiment", "scheduledTime")}
+    as_experiment = {"metadata": {"name": spec.get("experiment"), "namespace": namespace}, "spec": frozen}
+    try:
+        experiment_doc = ctk.export(as_experiment, selectors=_probe_selectors(kube, as_experiment, namespace))
+    except (ctk.NotMappable, ValueError) as exc:
+        experiment_doc = ctk.fallback_experiment(body, getattr(exc, "missing", [str(exc)]))
+    _write(ctk.journal(body, experiment_doc, version=__version__), output)
+
+
 @app.command()
 def release(
     deployment: Annotated[
