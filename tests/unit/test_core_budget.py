@@ -271,3 +271,17 @@ def test_released_drops_the_runs_claims_of_that_holder_or_of_any() -> None:
     assert budget.released([mine, theirs, rest], [("uid-a", None)]) == [rest]
     assert budget.released([mine, rest], [("uid-a", None), ("uid-b", "op-a")]) == []
     assert budget.released([mine], []) == [mine]
+
+
+def test_a_pod_another_run_holds_is_never_chosen_again() -> None:
+    """Two runs deleting one pod would count it twice and leave the second with nothing to do."""
+    held = dataclasses.replace(claim("a", workloads={"w-web": 1}), pods=("web-0",))
+    grant = budget.decide(policies(), [held], [], request(chosen=[PODS[0]]))
+    assert grant.allowed and grant.kept == ("web-1",), grant
+    assert grant.claim is not None and grant.claim.pods == ("web-1",)
+    elsewhere = dataclasses.replace(held, target_namespace="other")  # another namespace's web-0
+    assert budget.decide(policies(), [elsewhere], [], request(chosen=[PODS[0]])).kept == ("web-0",)
+    every = dataclasses.replace(held, pods=tuple(p.name for p in PODS))
+    refused = budget.decide(policies(), [every], [], request(chosen=[PODS[0]]))
+    assert not refused.allowed and refused.decision.reason == "BlastRadiusExceeded"
+    assert budget.Claim.from_json(held.to_json()) == held

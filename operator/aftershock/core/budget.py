@@ -59,6 +59,7 @@ class Claim:
     expires: dt.datetime  # the run's longest possible life: pruned after it whatever anyone knows
     workloads: Mapping[str, int] = field(default_factory=dict)  # workload uid → pods hit
     pdbs: Mapping[str, int] = field(default_factory=dict)  # "namespace/name" → disruptions charged
+    pods: tuple[str, ...] = ()  # the pods it hits (in target_namespace): never another run's too
 
     @property
     def run(self) -> str:
@@ -74,6 +75,7 @@ class Claim:
             "expires": _stamp(self.expires),
             "workloads": dict(self.workloads),
             "pdbs": dict(self.pdbs),
+            "pods": list(self.pods),
         }
 
     @classmethod
@@ -89,6 +91,7 @@ class Claim:
             expires=_parse(str(data["expires"])),
             workloads={str(k): int(v) for k, v in (data.get("workloads") or {}).items()},
             pdbs={str(k): int(v) for k, v in (data.get("pdbs") or {}).items()},
+            pods=tuple(str(p) for p in data.get("pods") or ()),
         )
 
 
@@ -335,7 +338,19 @@ def decide(
         return Grant(radius)
     held = held_pods(others)
     room = workload_room(policies, request.workloads, held)
-    picked = cap_per_workload(request.chosen, request.candidates, room)
+    # a pod another active run has claimed is its: choose another (two runs deleting one pod
+    # would count it twice and leave the second with nothing to inject)
+    taken = {p for c in others if c.target_namespace == me.target_namespace for p in c.pods}
+    free = [p for p in request.candidates if p.name not in taken]
+    chosen = [p for p in request.chosen if p.name not in taken]
+    for pod in free:
+        if len(chosen) >= len(request.chosen):
+            break
+        if pod not in chosen:
+            chosen.append(pod)
+    if len(chosen) < len(request.chosen):
+        return Grant(_refuse_radius(policies, request, held, room))
+    picked = cap_per_workload(chosen, free, room)
     if picked is None or not picked:
         return Grant(_refuse_radius(policies, request, held, room))
     names = [p.name for p in picked]
@@ -358,7 +373,9 @@ def decide(
         for p in request.pdbs
         if (n := sum(1 for name in names if name in p.covers))
     }
-    claim = dataclasses.replace(me, workloads=dict(sorted(counts.items())), pdbs=charges)
+    claim = dataclasses.replace(
+        me, workloads=dict(sorted(counts.items())), pdbs=charges, pods=tuple(sorted(names))
+    )
     return Grant(
         Decision.allow(f"within the shared budgets with {len(others)} other active claims"),
         kept=tuple(names),
