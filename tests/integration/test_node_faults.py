@@ -199,14 +199,14 @@ def test_replacements_with_no_room_elsewhere_are_a_finding(
     chaos = Chaos(api, namespace)
     with node_pool(api, 1) as pool:
         deploy(api, namespace, pool, "alone", 1)
-        chaos.create_experiment(experiment("drain", app="alone", fault=drain(duration="4s"), objective="2s"))
+        chaos.create_experiment(experiment("drain", app="alone", fault=drain(duration="10s"), objective="2s"))
         status = finished(chaos, "drain")["status"]
         assert status["phase"] == "Completed" and status["verdict"] == "Failed", status
         [finding] = [f for f in status["findings"] if f["title"].startswith("no room")]
         assert finding["severity"] == "high" and f"Deployment {namespace}/alone" in finding["title"]
         assert "could not be scheduled" in finding["detail"]
         # back on its node once it was uncordoned: recovered, but only after the fault ended
-        assert status["recoverySeconds"] >= 4 and len(ready_pods(api, namespace, "alone")) == 1
+        assert status["recoverySeconds"] >= 10 and len(ready_pods(api, namespace, "alone")) == 1
 
 
 def test_collateral_in_a_namespace_that_did_not_opt_in_is_refused_before_anything_is_touched(

@@ -18,6 +18,7 @@ from aftershock.core import node_faults as core_node_faults
 from aftershock.core import recovery as core_recovery
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.severity import RecoveryObservation, assess, format_seconds
+from aftershock.core.times import parse_time
 from aftershock.engines.base import Followed
 from aftershock.engines.workloads import (
     Workload,
@@ -36,6 +37,7 @@ from aftershock.runs.journal import Journal, fault_kind
 
 WORKLOAD_REFRESH = dt.timedelta(seconds=3)
 TEND_EVERY = 2.0  # seconds between a drain's attempts at the evictions a budget refused
+NO_ROOM_AFTER = dt.timedelta(seconds=5)  # unschedulable this long at the end of the hold: no room
 COLLATERAL_EVERY = 2.0  # seconds between live looks at collateral workloads (node faults only)
 SAFETY_WAKE = 1.0  # seconds: re-look even without an event (clock-driven limits)
 
@@ -139,7 +141,13 @@ def no_room(env: RunEnv, namespace: str, run: ChaosRun) -> list[Finding]:
         for pod in pods_of(view, workload):
             conditions = (pod.get("status") or {}).get("conditions") or []
             scheduled = next((c for c in conditions if c.get("type") == "PodScheduled"), None)
-            if scheduled and scheduled.get("status") == "False":
+            if not scheduled or scheduled.get("status") != "False":
+                continue
+            since = parse_time(scheduled.get("lastTransitionTime")) or parse_time(
+                pod["metadata"].get("creationTimestamp")
+            )
+            # a scheduler retrying for a moment (a cordon not yet tainted, say) is not "no room"
+            if since is not None and env.clock() - since >= NO_ROOM_AFTER:
                 pending[str(pod["metadata"]["name"])] = str(
                     scheduled.get("message") or scheduled.get("reason")
                 )
