@@ -326,7 +326,9 @@ def test_operator_killed_mid_drain_then_the_restarted_operator_uncordons(
     chaos = Chaos(api, ns)
     with node_pool(api, 2) as pool:
         deploy(api, ns, pool, "web", 2)
-        first = solo_operator(cluster.kubeconfig, tmp_path, ns, "first")
+        # held after the drain, before Observing is journaled: killed there, the run resumes in
+        # Injecting with its pods already moved off the node (the node's mark says it is the run's)
+        first = solo_operator(cluster.kubeconfig, tmp_path, ns, "first", AFTERSHOCK_FAILPOINTS="Injected=60")
         try:
             chaos.create_experiment(experiment("drain", app="web", fault=drain(duration="8s")))
             drained = wait_for(
@@ -334,6 +336,12 @@ def test_operator_killed_mid_drain_then_the_restarted_operator_uncordons(
                 timeout=60,
                 message="a node cordoned",
             )
+            wait_for(
+                lambda: nodes_of(api, ns, "web") == {next(n for n in pool.nodes if n != drained): 2},
+                timeout=60,
+                message="its pod evicted and replaced on the other node",
+            )
+            assert chaos.runs("drain")[0]["status"]["phase"] == "Injecting"
         finally:
             first.stop(signal.SIGKILL)
         assert pool.node(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from aftershock.api.common import RunPhase, Severity, worst
 from aftershock.api.durations import parse_duration
@@ -17,6 +17,7 @@ from aftershock.api.run import ChaosRun, TargetRecord
 from aftershock.core import budget
 from aftershock.core import policy as core_policy
 from aftershock.core.journal_check import Expected, journal_problem, longest_run
+from aftershock.core.naming import LABEL_RUN
 from aftershock.core.safety import effective_target_namespace
 from aftershock.core.selectors import is_empty
 from aftershock.core.targets import TargetSelectionError, count_for_mode, select_targets
@@ -86,7 +87,8 @@ def verify_journal(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str, *, befo
             live_pods={str(p["metadata"]["uid"]): str(p["metadata"]["name"]) for p in pods},
             live_nodes=frozenset(
                 str(p["spec"]["nodeName"]) for p in pods if (p.get("spec") or {}).get("nodeName")
-            ),
+            )
+            | (_marked_by(env, run, records) if nodes else frozenset()),
         )
         problem = journal_problem(records, run.status.start_time, run.status.deadline, live)
         if problem is None:
@@ -107,6 +109,19 @@ def verify_journal(env: RunEnv, obj: Obj, run: ChaosRun, namespace: str, *, befo
             f"the run's status does not agree with its spec and policy ({problem}); it was not written"
             " by this operator, or the cluster changed under it: nothing more is injected",
         )
+
+
+def _marked_by(env: RunEnv, run: ChaosRun, records: Sequence[TargetRecord]) -> frozenset[str]:
+    """Recorded nodes that carry this run's mark: an operator stopped mid-injection had touched
+    them (their pods may have moved off already, which is the fault). Read from the nodes
+    themselves, not the journal; only for runs resumed in Injecting, so a blocking read is rare."""
+    marked = set()
+    for record in records:
+        if record.kind == "Node" and record.injected_at is None:
+            node = env.kube.find_node(record.name)
+            if node is not None and (node["metadata"].get("labels") or {}).get(LABEL_RUN) == run.uid:
+                marked.add(record.name)
+    return frozenset(marked)
 
 
 def _over_a_workload(
