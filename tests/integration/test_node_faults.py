@@ -286,7 +286,8 @@ def test_taint_no_execute_evicts_the_pods_and_is_removed(
             message="the pod on the tainted node evicted",
         )
         status = finished(chaos, "taint")["status"]
-        assert status["phase"] == "Completed" and status["verdict"] == "Passed", status
+        # (failed once in CI with a high finding not shown here: the findings are now in the message)
+        assert status["phase"] == "Completed" and status["verdict"] == "Passed", status.get("findings")
         assert [d["uid"] for d in status["displaced"]] == [victim]
         assert all(unmarked(pool.node(n)) for n in pool.nodes)
         assert len(ready_pods(api, namespace, "web")) == 2
