@@ -264,6 +264,7 @@ def test_taint_no_execute_evicts_the_pods_and_is_removed(
     chaos = Chaos(api, namespace)
     with node_pool(api, 2) as pool:
         deploy(api, namespace, pool, "web", 2)
+        assert sorted(nodes_of(api, namespace, "web").values()) == [1, 1]
         before = {p.metadata.uid: p.spec.node_name for p in pods_of(api, namespace, "web")}
         chaos.create_experiment(
             experiment("taint", app="web", fault={"duration": "8s", "nodeTaint": {"effect": "NoExecute"}})

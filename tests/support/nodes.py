@@ -32,13 +32,16 @@ def create_kwok_node(
             spec=client.V1NodeSpec(taints=list(taints) or None),
         )
     )
-    wait_for(
-        lambda: any(
-            c.type == "Ready" and c.status == "True" for c in core.read_node(name).status.conditions or []
-        ),
-        timeout=30,
-        message=f"node {name} Ready",
-    )
+
+    def ready() -> bool:
+        node = core.read_node(name)
+        up = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        # the node lifecycle controller's not-ready taint goes a moment after Ready: until then a
+        # scheduler honouring taints in topology spread would not count the node
+        settling = any(t.key.startswith("node.kubernetes.io/") for t in node.spec.taints or [])
+        return up and not settling
+
+    wait_for(ready, timeout=30, message=f"node {name} Ready and untainted by the lifecycle controller")
     return name
 
 
